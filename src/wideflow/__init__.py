@@ -1,0 +1,41 @@
+"""wideflow: feature learning with global convergence guarantees, executable.
+
+Chen, Vanden-Eijnden & Bruna, "On Feature Learning in Neural Networks with Global Convergence
+Guarantees", ICLR 2022. The public surface is exactly what this module lists in ``__all__``.
+"""
+
+from . import activations, data, embeddings, errors, scalings
+from ._version import __version__
+from .activations import Activation, get_activation, register_activation
+from .dynamics import TrainResult, TrainState, train
+from .errors import TrainingDiverged, WideflowError
+from .kernels import gram, limit_gram, tangent_kernel
+from .model import P3L, PartiallyTrained, Shallow, WideNet, load
+from .scalings import Scaling, get_scaling
+
+__all__ = [
+    "__version__",
+    "activations",
+    "data",
+    "embeddings",
+    "errors",
+    "scalings",
+    "Activation",
+    "get_activation",
+    "register_activation",
+    "Scaling",
+    "get_scaling",
+    "WideNet",
+    "Shallow",
+    "P3L",
+    "PartiallyTrained",
+    "load",
+    "train",
+    "TrainResult",
+    "TrainState",
+    "gram",
+    "limit_gram",
+    "tangent_kernel",
+    "WideflowError",
+    "TrainingDiverged",
+]

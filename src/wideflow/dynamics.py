@@ -1,0 +1,522 @@
+r"""Full-batch gradient descent on W with the paper's step convention (spec §1.6, §4, §8).
+
+Loss (6): L = (1/2N) Σ_a (f(x_a) − y_a)², N = n ("mean") or 1 ("sum"). One GD step (9) is
+W ← W − δ·(lr factor)·∇_W L, with the factor of Table 1 (m, 1 or m·D), and corresponds to GF time δ.
+
+Two exact engines compute the same trajectory:
+
+- ``"weights"``: the closed-form gradient in weight space,
+  ∇_W L = (s_o s_h / N) A Φ with A = (c eᵀ) ⊙ σ'(H) ∈ R^{m×n}; cost O(m n D) per step.
+- ``"kernel"``: the kernel-space form of spec §8. Every step adds to each row W_i a combination of the
+  training embeddings, so the state is H = s_h W Φᵀ ∈ R^{m×n} plus the coefficients B with W_t = W_0 + B_t Φ:
+  ΔB = −(η s_o s_h / N) A and ΔH = s_h D ΔB G = −(δγ/N) A G. Cost O(m n²) per step, memory O(m(n + n_test)),
+  and W is only formed when someone reads ``result.model.W``. Test features are H_test = H_test,0 +
+  s_h D B G(X, X_test), evaluated at logging steps only.
+
+``"auto"`` picks the engine with the smaller operation count for the whole run.
+The driver :func:`gradient_descent` is a generator of :class:`TrainState` at logging steps; :func:`train`
+consumes it, writes the history table, shows progress, checkpoints and detects divergence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ._tensor import as_tensor
+from .errors import (
+    CheckpointError,
+    InvalidArgument,
+    KernelEngineUnavailable,
+    TrainingDiverged,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
+from .kernels import gram, tangent_kernel
+from .model import WideNet, atomic_torch_save
+
+__all__ = ["train", "gradient_descent", "TrainState", "TrainResult", "choose_method", "make_engine", "METHODS"]
+
+METHODS = ("auto", "weights", "kernel")
+REDUCTIONS = ("mean", "sum")
+_CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class TrainState:
+    """The state of a run at a logging step.
+
+    ``H`` (m, n) are the features h_i(x_a) on the training set and ``H_test`` (m, n_test) on the test set;
+    ``f``/``f_test`` the outputs. Tensors are the engine's own buffers: copy them to keep them.
+    """
+
+    step: int
+    time: float
+    train_loss: float
+    test_error: float | None
+    f: torch.Tensor
+    H: torch.Tensor
+    f_test: torch.Tensor | None = None
+    H_test: torch.Tensor | None = None
+    c: torch.Tensor | None = None
+    b: torch.Tensor | None = None
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the history table, the trained model and the run's settings."""
+
+    history: pd.DataFrame
+    model: WideNet
+    method: str
+    steps: int
+    step_size: float
+    reduction: str
+    wall_time: float
+    final_state: TrainState
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final_train_loss(self) -> float:
+        return float(self.history["train_loss"].iloc[-1])
+
+    @property
+    def final_test_error(self) -> float | None:
+        if "test_error" not in self.history:
+            return None
+        return float(self.history["test_error"].iloc[-1])
+
+
+# ---------------------------------------------------------------------------------------------- engines
+class _Engine:
+    """Shared pieces: the model's constants, outputs from features and the coefficient A."""
+
+    name = ""
+
+    def __init__(self, model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor | None,
+                 N: float, step_size: float) -> None:
+        self.model = model
+        self.act = model.activation
+        self.X, self.y, self.X_test = X, y, X_test
+        self.N = N
+        self.delta = step_size
+        m, D = model.m, model.D
+        self.s_o, self.s_h = model.s_o, model.s_h
+        self.lr = step_size * model.scaling.lr_factor(m, D)
+        self.lr_neuron = step_size * model.scaling.neuron_lr_factor(m)
+        self.c = model.c.clone()
+        self.b = None if model.b is None else model.b.clone()
+
+    # features of the training set at the current parameters, (m, n)
+    H: torch.Tensor
+
+    def outputs(self, H: torch.Tensor) -> torch.Tensor:
+        return self.s_o * (self.c @ self.act(H))
+
+    def coefficient(self, H: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """A = (c eᵀ) ⊙ σ'(H), shape (m, n)."""
+        return self.act.deriv(H).mul_(self.c[:, None]).mul_(e[None, :])
+
+    def step_neurons(self, H: torch.Tensor, A: torch.Tensor, e: torch.Tensor) -> None:
+        """GD on c and b (beyond the paper); uses the pre-step H."""
+        if self.model.train_c:
+            self.c.sub_(self.lr_neuron * self.s_o / self.N * (self.act(H) @ e))
+        if self.b is not None:
+            self.b.sub_(self.lr_neuron * self.s_o / self.N * A.sum(dim=1))
+
+    def test_features(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def step(self, e: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
+        for key, value in state.items():
+            current = getattr(self, key)
+            if value is None or current is None:
+                setattr(self, key, value)
+            else:
+                current.copy_(value)
+
+    def finish(self) -> WideNet:
+        raise NotImplementedError
+
+
+class WeightsEngine(_Engine):
+    """Weight-space GD with the closed-form gradient ∇_W L = (s_o s_h/N) A Φ (eqs. (8)-(9))."""
+
+    name = "weights"
+
+    def __init__(self, model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor | None,
+                 N: float, step_size: float) -> None:
+        super().__init__(model, X, y, X_test, N, step_size)
+        self.Phi = model.embedding(X)
+        self.Phi_test = None if X_test is None else model.embedding(X_test)
+        self.W = model.W.clone()
+        self.H = self._features(self.Phi)
+
+    def _features(self, Phi: torch.Tensor) -> torch.Tensor:
+        H = (self.W @ Phi.T).mul_(self.s_h)
+        return H if self.b is None else H.add_(self.b[:, None])
+
+    def test_features(self) -> torch.Tensor:
+        assert self.Phi_test is not None
+        return self._features(self.Phi_test)
+
+    def step(self, e: torch.Tensor) -> None:
+        A = self.coefficient(self.H, e)
+        self.step_neurons(self.H, A, e)
+        self.W.addmm_(A, self.Phi, alpha=-self.lr * self.s_o * self.s_h / self.N)
+        self.H = self._features(self.Phi)
+
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        return {"W": self.W, "c": self.c, "b": self.b, "H": self.H}
+
+    def finish(self) -> WideNet:
+        model = self.model.clone()
+        model.W, model.c, model.b = self.W.clone(), self.c.clone(), None if self.b is None else self.b.clone()
+        return model
+
+
+class KernelEngine(_Engine):
+    """Kernel-space GD of spec §8: state (H, B), W_t = W_0 + B_t Φ never formed during training."""
+
+    name = "kernel"
+
+    def __init__(self, model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor | None,
+                 N: float, step_size: float) -> None:
+        if model.train_c or model.bias:
+            raise KernelEngineUnavailable(_KERNEL_UNAVAILABLE.format(model=model))
+        super().__init__(model, X, y, X_test, N, step_size)
+        D = model.D
+        self.G = gram(model, X)
+        self.G_test = None if X_test is None else gram(model, X, X_test)
+        self.H = model.features(X).T.contiguous()
+        self.H_test0 = None if X_test is None else model.features(X_test).T.contiguous()
+        self.B = torch.zeros_like(self.H)
+        self.coef_B = -self.lr * self.s_o * self.s_h / N
+        self.coef_H = self.coef_B * self.s_h * D  # = −δγ/N (spec §8)
+
+    def test_features(self) -> torch.Tensor:
+        assert self.H_test0 is not None and self.G_test is not None
+        return torch.addmm(self.H_test0, self.B, self.G_test, alpha=self.s_h * self.model.D)
+
+    def step(self, e: torch.Tensor) -> None:
+        A = self.coefficient(self.H, e)
+        self.B.add_(A, alpha=self.coef_B)
+        self.H.addmm_(A, self.G, alpha=self.coef_H)
+
+    def state_dict(self) -> dict[str, torch.Tensor | None]:
+        return {"H": self.H, "B": self.B, "c": self.c}
+
+    def finish(self) -> WideNet:
+        model = self.model.clone()
+        W0, B, X, emb = self.model.W, self.B.clone(), self.X, self.model.embedding
+
+        def materialize() -> torch.Tensor:
+            W = W0.clone()
+            col = 0
+            for P in emb.column_blocks(X, 2048):
+                W[:, col : col + P.shape[1]].addmm_(B, P)
+                col += P.shape[1]
+            return W
+
+        model._set_lazy_W(materialize)
+        return model
+
+
+_KERNEL_UNAVAILABLE = (
+    "method='kernel' cannot train {model!r} with train_c or bias: the kernel-space engine (spec §8) "
+    "only moves W. Use method='weights' (or 'auto', which falls back to it)."
+)
+
+_ENGINES: dict[str, type[_Engine]] = {"weights": WeightsEngine, "kernel": KernelEngine}
+
+
+def choose_method(model: WideNet, n: int, n_test: int, steps: int, log_every: int, method: str = "auto") -> str:
+    """Resolve ``method``: "auto" takes the engine with the smaller total operation count.
+
+    weights: 4 m n D per step and 2 m n_test D per log; kernel: a set-up of 2 D (n² + n n_test + m n + m n_test)
+    (Gram matrices and initial features), then 2 m n² per step and 2 m n n_test per log.
+    """
+    method = check_choice("method", method, METHODS)
+    if method != "auto":
+        return method
+    if model.train_c or model.bias:
+        return "weights"
+    m, D = model.m, model.D
+    logs = steps // log_every + 2
+    weights = 4 * m * n * D * steps + 2 * m * n_test * D * logs
+    kernel = 2 * D * (n * n + n * n_test + m * n + m * n_test) + 2 * m * n * n * steps + 2 * m * n * n_test * logs
+    return "kernel" if kernel < weights else "weights"
+
+
+def make_engine(method: str, model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor | None,
+                N: float, step_size: float) -> _Engine:
+    """Instantiate the engine ``method`` ("weights" or "kernel") for validated tensors."""
+    return _ENGINES[method](model, X, y, X_test, N, step_size)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def gradient_descent(
+    engine: _Engine,
+    *,
+    steps: int,
+    log_every: int,
+    y_test: torch.Tensor | None = None,
+    start: int = 0,
+) -> Iterator[TrainState]:
+    """Run ``steps`` GD steps of ``engine`` and yield a :class:`TrainState` at every logging step.
+
+    Logging steps are 0, log_every, 2·log_every, … and the last step. Training outputs are formed every
+    step (the update needs the residual e); test features only at logging steps.
+    """
+    for k in range(start, steps + 1):
+        f = engine.outputs(engine.H)
+        e = f - engine.y
+        if k % log_every == 0 or k == steps:
+            yield _state(engine, k, f, e, y_test)
+        if k == steps:
+            return
+        engine.step(e)
+
+
+def _state(engine: _Engine, k: int, f: torch.Tensor, e: torch.Tensor, y_test: torch.Tensor | None) -> TrainState:
+    f_test = H_test = None
+    test_error = None
+    if y_test is not None:
+        H_test = engine.test_features()
+        f_test = engine.outputs(H_test)
+        test_error = float(0.5 * ((f_test - y_test) ** 2).mean())
+    return TrainState(
+        step=k,
+        time=k * engine.delta,
+        train_loss=float(0.5 * (e @ e) / engine.N),
+        test_error=test_error,
+        f=f,
+        H=engine.H,
+        f_test=f_test,
+        H_test=H_test,
+        c=engine.c,
+        b=engine.b,
+    )
+
+
+def train(
+    model: WideNet,
+    X: Any,
+    y: Any,
+    steps: int = 5000,
+    step_size: float = 1.0,
+    X_test: Any = None,
+    y_test: Any = None,
+    reduction: str = "mean",
+    method: str = "auto",
+    log_every: int = 100,
+    *,
+    progress: bool | None = None,
+    callbacks: list[Callable[[TrainState], dict[str, float]]] | None = None,
+    divergence_factor: float = 1e8,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | os.PathLike | None = None,
+) -> TrainResult:
+    r"""Train W of ``model`` by full-batch GD with the paper's step convention (eq. (9), spec §8).
+
+    Parameters
+    ----------
+    model: the model; it is not modified (``result.model`` is a trained copy).
+    X, y: training inputs (n, d) and targets (n,).
+    steps, step_size: number of GD steps and δ; the run reaches GF time ``steps * step_size``.
+    X_test, y_test: an optional test set; ``test_error`` = ½·mean over the test set of (f − y)².
+    reduction: "mean" (N = n, default) or "sum" (N = 1) in L = (1/2N) Σ_a (f(x_a) − y_a)².
+    method: "auto", "weights" or "kernel" (see the module docstring).
+    log_every: a history row every ``log_every`` steps (and at the last step).
+    progress: a tqdm bar; ``None`` shows it when standard error is a terminal.
+    callbacks: functions of the :class:`TrainState` returning extra history columns.
+    divergence_factor: stop with :class:`~wideflow.errors.TrainingDiverged` when the loss at a logging
+        step is non-finite or exceeds this factor times the initial loss.
+    checkpoint, checkpoint_every: write an atomic checkpoint to this path every k steps.
+    resume: continue from a checkpoint written by a run with the same model, data and settings; the
+        result is bit-identical to an uninterrupted run.
+
+    Returns a :class:`TrainResult` whose ``history`` has the columns step, time, train_loss (and
+    test_error, and the callbacks' columns).
+    """
+    if not isinstance(model, WideNet):
+        raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
+    steps = check_positive_int("steps", steps)
+    step_size = check_positive_float("step_size", step_size)
+    log_every = check_positive_int("log_every", log_every)
+    divergence_factor = check_positive_float("divergence_factor", divergence_factor)
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
+    Xt = model._input(X)
+    n = Xt.shape[0]
+    yt = as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=n)
+    if (X_test is None) != (y_test is None):
+        raise InvalidArgument("X_test and y_test must be given together (or neither).")
+    Xs = ys = None
+    if X_test is not None:
+        Xs = model._input(X_test, "X_test")
+        ys = as_tensor("y_test", y_test, ndim=1, dtype=model.dtype, device=model.device, rows=Xs.shape[0])
+    n_test = 0 if Xs is None else Xs.shape[0]
+    resolved = choose_method(model, n, n_test, steps, log_every, method)
+    if checkpoint_every is not None:
+        checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+        if checkpoint is None:
+            raise InvalidArgument("checkpoint_every was given without checkpoint=PATH.")
+        if checkpoint_every % log_every:
+            raise InvalidArgument(
+                f"checkpoint_every={checkpoint_every} must be a multiple of log_every={log_every}: checkpoints "
+                "are written at logging steps so that a resumed history is identical."
+            )
+    elif checkpoint is not None:
+        checkpoint_every = log_every * max(1, steps // (10 * log_every))
+    callbacks = list(callbacks or [])
+
+    N = float(n) if reduction == "mean" else 1.0
+    engine = make_engine(resolved, model, Xt, yt, Xs, N, step_size)
+    settings = {
+        "steps": steps, "step_size": step_size, "reduction": reduction, "method": resolved,
+        "log_every": log_every, "n": n, "n_test": n_test, "model": model.config,
+        "data": _fingerprint(Xt, yt, Xs, ys),
+    }
+    rows: list[dict[str, float]] = []
+    start = 0
+    if resume is not None and Path(resume).exists():
+        start, rows = _load_checkpoint(resume, engine, settings)
+
+    t0 = time.perf_counter()
+    bar = _progress(progress, steps, start)
+    initial_loss: float | None = rows[0]["train_loss"] if rows else None
+    last_state: TrainState | None = None
+    state: TrainState | None = None
+    try:
+        for state in gradient_descent(engine, steps=steps, log_every=log_every, y_test=ys, start=start):
+            if state.step == start and rows and rows[-1]["step"] == start:
+                rows.pop()  # the resumed step is logged again from the restored state, identically
+            if initial_loss is None:
+                initial_loss = state.train_loss
+            if not math.isfinite(state.train_loss) or state.train_loss > divergence_factor * max(initial_loss, 1e-300):
+                raise _diverged(state, last_state, engine, model, rows, initial_loss, divergence_factor)
+            row = {"step": state.step, "time": state.time, "train_loss": state.train_loss}
+            if state.test_error is not None:
+                row["test_error"] = state.test_error
+            for cb in callbacks:
+                row.update(cb(state))
+            rows.append(row)
+            last_state = _copy_state(state)
+            if bar is not None:
+                bar.update(state.step - bar.n)
+                bar.set_postfix(loss=f"{state.train_loss:.3e}", refresh=False)
+            if checkpoint is not None and state.step % checkpoint_every == 0 and state.step > start:
+                _save_checkpoint(checkpoint, engine, settings, state.step, rows)
+    finally:
+        if bar is not None:
+            bar.close()
+    assert state is not None
+    if checkpoint is not None:
+        _save_checkpoint(checkpoint, engine, settings, steps, rows)
+    history = pd.DataFrame(rows)
+    return TrainResult(
+        history=history,
+        model=engine.finish(),
+        method=resolved,
+        steps=steps,
+        step_size=step_size,
+        reduction=reduction,
+        wall_time=time.perf_counter() - t0,
+        final_state=state,
+        settings=settings,
+    )
+
+
+def _fingerprint(*tensors: torch.Tensor | None) -> str:
+    """SHA-256 of the data, so that a checkpoint is only resumed on the data it was written for."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(b"-" if t is None else t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _copy_state(state: TrainState) -> TrainState:
+    def cp(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.clone()
+
+    return TrainState(state.step, state.time, state.train_loss, state.test_error, cp(state.f), cp(state.H),
+                      cp(state.f_test), cp(state.H_test), cp(state.c), cp(state.b))
+
+
+def _diverged(state: TrainState, last: TrainState | None, engine: _Engine, model: WideNet,
+              rows: list[dict[str, float]], initial_loss: float, factor: float) -> TrainingDiverged:
+    H0 = model.features(engine.X).T
+    K0 = tangent_kernel(H0, model.c, model.activation, gram(model, engine.X))
+    lam = float(torch.linalg.eigvalsh(K0)[-1])
+    max_step = 2 * engine.N / lam if lam > 0 else math.inf
+    what = "became non-finite" if not math.isfinite(state.train_loss) else (
+        f"exceeded {factor:g} times its initial value {initial_loss:.3e}")
+    return TrainingDiverged(
+        f"training diverged: the loss {what} at step {state.step} (loss {state.train_loss:.3e}). "
+        f"step_size={engine.delta:g}, but GD on the tangent kernel at initialization is stable only below "
+        f"step_size ≈ {max_step:.4g} (= 2N/λ_max(K_0)); lower the step size.",
+        step=state.step,
+        last_finite_state=last,
+        max_stable_step_size=max_step,
+        history=pd.DataFrame(rows),
+    )
+
+
+def _progress(progress: bool | None, steps: int, start: int) -> Any:
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, initial=start, desc="GD", unit="step", dynamic_ncols=True)
+
+
+def _save_checkpoint(path: str | os.PathLike, engine: _Engine, settings: dict, step: int,
+                     rows: list[dict[str, float]]) -> None:
+    state = {
+        "format": _CHECKPOINT_FORMAT,
+        "settings": settings,
+        "step": step,
+        "engine": {k: None if v is None else v.detach().cpu().clone() for k, v in engine.state_dict().items()},
+        "history": list(rows),
+        "torch_rng": torch.get_rng_state(),
+    }
+    atomic_torch_save(state, path)
+
+
+def _load_checkpoint(path: str | os.PathLike, engine: _Engine, settings: dict) -> tuple[int, list[dict[str, float]]]:
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise CheckpointError(f"could not read checkpoint {str(path)!r}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a wideflow training checkpoint.")
+    if state["settings"] != settings:
+        diff = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was written by a different run (settings differ in {diff}); "
+            "resume with the same model, data and training arguments."
+        )
+    device = engine.H.device
+    engine.load_state_dict({k: None if v is None else v.to(device) for k, v in state["engine"].items()})
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), list(state["history"])

@@ -1,0 +1,148 @@
+"""Exceptions raised by wideflow, and the small validators every public entry point shares.
+
+Every error wideflow raises on purpose derives from :class:`WideflowError`, and each concrete class is
+also a built-in ``ValueError``, ``TypeError`` or ``RuntimeError`` so that generic handlers still work.
+Messages name the argument, the value received and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "WideflowError",
+    "InvalidArgument",
+    "InvalidType",
+    "InvalidShape",
+    "NonFiniteInput",
+    "UnknownName",
+    "KernelEngineUnavailable",
+    "TrainingDiverged",
+    "CheckpointError",
+]
+
+
+class WideflowError(Exception):
+    """Base class of every error wideflow raises on purpose."""
+
+
+class InvalidArgument(WideflowError, ValueError):
+    """An argument has a value outside what the function accepts."""
+
+
+class InvalidType(WideflowError, TypeError):
+    """An argument has the wrong type or dtype."""
+
+
+class InvalidShape(InvalidArgument):
+    """An array argument has the wrong number of dimensions or the wrong size."""
+
+
+class NonFiniteInput(InvalidArgument):
+    """An array argument contains NaN or Inf."""
+
+
+class UnknownName(InvalidArgument):
+    """A name (activation, scaling, method, ...) is not one of the valid ones."""
+
+
+class KernelEngineUnavailable(InvalidArgument):
+    """``method="kernel"`` was asked for with an option that the kernel-space engine cannot run."""
+
+
+class CheckpointError(WideflowError, RuntimeError):
+    """A checkpoint could not be read or does not match the run it should resume."""
+
+
+class TrainingDiverged(WideflowError, RuntimeError):
+    """The training loss became non-finite or exploded.
+
+    Attributes
+    ----------
+    step:
+        The GD step at which divergence was detected.
+    last_finite_state:
+        The :class:`wideflow.dynamics.TrainState` of the last logged step whose loss was finite
+        (``None`` if the very first evaluation already failed).
+    max_stable_step_size:
+        ``2 N / λ_max(K_0)``, the largest step size for which GD on the linearized dynamics is stable,
+        from the tangent kernel K_0 at initialization (spec §1.7).
+    history:
+        The history rows logged before divergence, as a ``pandas.DataFrame``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: int,
+        last_finite_state: Any = None,
+        max_stable_step_size: float | None = None,
+        history: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.last_finite_state = last_finite_state
+        self.max_stable_step_size = max_stable_step_size
+        self.history = history
+
+
+def closest(name: str, valid: Iterable[str]) -> str:
+    """A hint sentence suggesting the valid name closest to ``name`` ("" when none is close)."""
+    match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.5)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def unknown_name(argument: str, value: Any, valid: Iterable[str]) -> UnknownName:
+    """Build the error for an unknown name, listing the valid ones and the closest match."""
+    valid = sorted(valid)
+    return UnknownName(
+        f"{argument}={value!r} is not known; expected one of {', '.join(map(repr, valid))}."
+        + closest(value, valid)
+    )
+
+
+def check_choice(argument: str, value: Any, valid: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``valid`` (strings), else raise :class:`UnknownName`."""
+    valid = list(valid)
+    if not isinstance(value, str):
+        raise InvalidType(f"{argument} must be a string, one of {valid}; got {type(value).__name__} {value!r}.")
+    if value not in valid:
+        raise unknown_name(argument, value, valid)
+    return value
+
+
+def check_positive_int(argument: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an integer ≥ ``minimum`` (bools rejected), else raise."""
+    if isinstance(value, bool) or not isinstance(value, int | _np_integer()):
+        raise InvalidType(f"{argument} must be an integer >= {minimum}; got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise InvalidArgument(f"{argument} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_positive_float(argument: str, value: Any, *, allow_zero: bool = False) -> float:
+    """Return ``value`` as a float if it is a finite real number > 0 (≥ 0 with ``allow_zero``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | _np_number()):
+        raise InvalidType(f"{argument} must be a real number; got {type(value).__name__} {value!r}.")
+    value = float(value)
+    bound_ok = value >= 0 if allow_zero else value > 0
+    if not math.isfinite(value) or not bound_ok:
+        expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        raise InvalidArgument(f"{argument} must be {expected}; got {value!r}.")
+    return value
+
+
+def _np_integer() -> type:
+    import numpy as np
+
+    return np.integer
+
+
+def _np_number() -> type:
+    import numpy as np
+
+    return np.number

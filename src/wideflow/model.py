@@ -1,0 +1,324 @@
+"""The general model (2)-(3) and its named cases (spec §1.2-1.5).
+
+f(x) = s_o Σ_{i=1}^m c_i σ(h_i(x)),   h_i(x) = s_h Σ_{j=1}^D W_ij φ_j(x)  (+ b_i, beyond the paper)
+
+with (s_o, s_h) = (1/m, 1/√D) for the paper's scaling, eqs. (2)-(3); see :mod:`wideflow.scalings` for NTK
+and mean-field. c_i = ±ĉ i.i.d. (Assumption 1) and W_ij ~ N(0, 1) i.i.d. (Assumption 3).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._tensor import as_tensor, resolve_device, resolve_dtype
+from .activations import Activation, get_activation
+from .embeddings import (
+    DeepRandomFeatures,
+    Embedding,
+    Identity,
+    RandomFeatures,
+    as_embedding,
+    from_spec,
+)
+from .errors import CheckpointError, InvalidArgument, check_positive_float, check_positive_int
+from .scalings import Scaling, get_scaling
+
+__all__ = ["WideNet", "Shallow", "P3L", "PartiallyTrained", "load"]
+
+_SAVE_FORMAT = 1
+
+
+def _param_seed(seed: int) -> int:
+    """Seed of the generator of (c, W), kept apart from the embedding's seed (which is ``seed`` itself)."""
+    return int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1)[0])
+
+
+class WideNet:
+    r"""The general model (2)-(3): f(x) = s_o Σ_i c_i σ(h_i(x)), h_i(x) = s_h Σ_j W_ij φ_j(x).
+
+    Parameters
+    ----------
+    embedding:
+        Φ, an :class:`~wideflow.embeddings.Embedding`, a spec dict, or a callable X ↦ Φ(X) (then pass ``d``).
+    m:
+        Width of the trained layer (number of neurons i).
+    activation:
+        σ, a name from :func:`wideflow.activations.available_activations` or an ``Activation``.
+    scaling:
+        "ours" (eqs. (2)-(3)), "ntk" (1/√m output, symmetrized init) or "mf" (1/D hidden); Table 1.
+    c_hat:
+        ĉ of Assumption 1: c_i = ±ĉ with probability ½ each.
+    seed:
+        Seeds c and W (and the random embedding of the named constructors). Same seed, same numbers.
+    dtype, device:
+        torch.float64 (default) or torch.float32; "cpu" or "cuda[:k]".
+    train_c, bias:
+        Beyond the paper, off by default: also train c, and add trained biases b_i (initialized at 0).
+
+    Inputs X of any real dtype are converted to the model's ``dtype`` and ``device``.
+    """
+
+    def __init__(
+        self,
+        embedding: Embedding | Callable | dict,
+        m: int,
+        *,
+        activation: str | Activation = "relu",
+        scaling: str | Scaling = "ours",
+        c_hat: float = 1.0,
+        seed: int = 0,
+        dtype: torch.dtype | str = torch.float64,
+        device: str | torch.device = "cpu",
+        train_c: bool = False,
+        bias: bool = False,
+        d: int | None = None,
+    ) -> None:
+        self.embedding = as_embedding(embedding, d)
+        self.m = check_positive_int("m", m)
+        self.activation = get_activation(activation)
+        self.scaling = get_scaling(scaling)
+        self.c_hat = check_positive_float("c_hat", c_hat)
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise InvalidArgument(f"seed must be an integer; got {type(seed).__name__} {seed!r}.")
+        self.seed = int(seed)
+        self.dtype = resolve_dtype(dtype)
+        self.device = resolve_device(device)
+        for name, flag in (("train_c", train_c), ("bias", bias)):
+            if not isinstance(flag, bool):
+                raise InvalidArgument(f"{name} must be True or False; got {flag!r}.")
+        self.train_c = train_c
+        self.bias = bias
+        if self.scaling.symmetrize and self.m % 2:
+            raise InvalidArgument(
+                f"m={self.m} is odd, but scaling='ntk' symmetrizes the initialization (neuron i + m/2 copies "
+                "neuron i with c negated, so that f_0 = 0 exactly); pass an even m."
+            )
+        c, W = self._initial_parameters()
+        self.c = c.to(device=self.device, dtype=self.dtype)
+        self._W: torch.Tensor | None = W.to(device=self.device, dtype=self.dtype)
+        self._W_thunk: Callable[[], torch.Tensor] | None = None
+        self.b = torch.zeros(self.m, dtype=self.dtype, device=self.device) if bias else None
+
+    # ------------------------------------------------------------------ parameters
+    def _initial_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """c_i = ±ĉ (Assumption 1), W_ij ~ N(0, 1) (Assumption 3), symmetrized for NTK (spec §4)."""
+        gen = torch.Generator().manual_seed(_param_seed(self.seed))
+        half = self.m // 2 if self.scaling.symmetrize else self.m
+        signs = torch.randint(0, 2, (half,), generator=gen).to(torch.float64) * 2 - 1
+        c = self.c_hat * signs
+        W = torch.randn(half, self.D, generator=gen, dtype=torch.float64)
+        if self.scaling.symmetrize:
+            c, W = torch.cat([c, -c]), torch.cat([W, W])
+        return c, W
+
+    @property
+    def d(self) -> int:
+        """Input dimension."""
+        return self.embedding.d
+
+    @property
+    def D(self) -> int:
+        """Embedding dimension (number of φ_j)."""
+        return self.embedding.D
+
+    @property
+    def W(self) -> torch.Tensor:
+        """The trained weights W ∈ R^{m×D}, as the paper writes them (materialized on first access)."""
+        if self._W is None:
+            assert self._W_thunk is not None
+            self._W = self._W_thunk()
+            self._W_thunk = None
+        return self._W
+
+    @W.setter
+    def W(self, value: torch.Tensor) -> None:
+        value = as_tensor("W", value, ndim=2, dtype=self.dtype, device=self.device, rows=self.m, cols=self.D)
+        self._W, self._W_thunk = value, None
+
+    def _set_lazy_W(self, thunk: Callable[[], torch.Tensor]) -> None:
+        """Let the kernel engine hand over W_t = W_0 + B_t Φ without computing it (spec §8)."""
+        self._W, self._W_thunk = None, thunk
+
+    @property
+    def z(self) -> torch.Tensor:
+        """The fixed first-layer weights z ∈ R^{D×d} of a random-embedding model."""
+        z = getattr(self.embedding, "z", None)
+        if z is None:
+            raise AttributeError(f"{type(self.embedding).__name__} embedding has no random first layer z.")
+        return z.to(device=self.device, dtype=self.dtype)
+
+    @property
+    def s_o(self) -> float:
+        """Output multiplier of the scaling (1/m or 1/√m)."""
+        return self.scaling.s_o(self.m)
+
+    @property
+    def s_h(self) -> float:
+        """Hidden multiplier of the scaling (1/√D or 1/D)."""
+        return self.scaling.s_h(self.D)
+
+    # ------------------------------------------------------------------ forward
+    def _input(self, X: Any, name: str = "X") -> torch.Tensor:
+        return as_tensor(name, X, ndim=2, dtype=self.dtype, device=self.device, cols=self.d)
+
+    def embed(self, X: Any) -> torch.Tensor:
+        """Φ(X), shape (n, D)."""
+        return self.embedding(self._input(X))
+
+    def features(self, X: Any) -> torch.Tensor:
+        """h(X) = s_h Φ(X) Wᵀ (+ b), shape (n, m): the pre-activations of the trained layer, eq. (3)."""
+        H = self.s_h * (self.embed(X) @ self.W.T)
+        return H + self.b if self.b is not None else H
+
+    def output_from_features(self, H: torch.Tensor) -> torch.Tensor:
+        """f = s_o σ(H) c for features H of shape (n, m), eq. (2)."""
+        return self.s_o * (self.activation(H) @ self.c)
+
+    def __call__(self, X: Any) -> torch.Tensor:
+        """f(X), shape (n,), eq. (2)."""
+        return self.output_from_features(self.features(X))
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything that rebuilds this model's initialization (and names it in sweeps)."""
+        return {
+            "class": type(self).__name__,
+            "embedding": self.embedding.spec,
+            "m": self.m,
+            "activation": self.activation.spec,
+            "scaling": self.scaling.name,
+            "c_hat": self.c_hat,
+            "seed": self.seed,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "train_c": self.train_c,
+            "bias": self.bias,
+        }
+
+    def clone(self) -> WideNet:
+        """A deep copy (W materialized)."""
+        _ = self.W
+        return copy.deepcopy(self)
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None) -> WideNet:
+        """A copy on another device and/or dtype."""
+        new = self.clone()
+        new.device = resolve_device(device) if device is not None else self.device
+        new.dtype = resolve_dtype(dtype) if dtype is not None else self.dtype
+        new.c = new.c.to(new.device, new.dtype)
+        new._W = new.W.to(new.device, new.dtype)
+        new.b = new.b.to(new.device, new.dtype) if new.b is not None else None
+        return new
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(embedding={self.embedding!r}, m={self.m}, activation={self.activation!r}, "
+            f"scaling={self.scaling.name!r}, c_hat={self.c_hat}, seed={self.seed}, dtype={self.dtype}, "
+            f"device='{self.device}')"
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the model (configuration, embedding weights and parameters) atomically to ``path``.
+
+        :func:`load` rebuilds it with identical predictions, on any machine. Models whose embedding is a
+        plain user callable cannot be saved (the callable is code, not data).
+        """
+        if self.embedding.spec is None:
+            raise InvalidArgument(
+                f"this model's embedding {self.embedding!r} is a user callable and cannot be saved; "
+                "use a built-in embedding or save the parameters yourself."
+            )
+        state = {
+            "format": _SAVE_FORMAT,
+            "config": self.config,
+            "embedding_weights": [w.cpu() for w in getattr(self.embedding, "_weights", lambda: [])()],
+            "c": self.c.cpu(),
+            "W": self.W.cpu(),
+            "b": None if self.b is None else self.b.cpu(),
+        }
+        return atomic_torch_save(state, path)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+_CLASSES: dict[str, type[WideNet]] = {}
+
+
+def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> WideNet:
+    """Rebuild a model written by :meth:`WideNet.save`."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise CheckpointError(f"could not read a wideflow model from {str(path)!r}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != _SAVE_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a wideflow model file (format {_SAVE_FORMAT}).")
+    cfg = dict(state["config"])
+    cls = _CLASSES.get(cfg.pop("class"), WideNet)
+    embedding = from_spec(cfg.pop("embedding"))
+    for master, saved in zip(getattr(embedding, "_weights", lambda: [])(), state["embedding_weights"], strict=True):
+        master.copy_(saved)
+    model = cls.__new__(cls)
+    WideNet.__init__(model, embedding, device=device, **cfg)
+    model.c = state["c"].to(model.device, model.dtype)
+    model._W = state["W"].to(model.device, model.dtype)
+    model.b = None if state["b"] is None else state["b"].to(model.device, model.dtype)
+    return model
+
+
+class Shallow(WideNet):
+    """The shallow mean-field net of eq. (1): Φ(x) = x, D = d, so h_i(x) = W_iᵀx/√d."""
+
+    def __init__(self, d: int, m: int, **kwargs: Any) -> None:
+        super().__init__(Identity(d), m, **kwargs)
+
+
+class P3L(WideNet):
+    """The partially-trained 3-layer net, eqs. (4)-(5): φ_j(x) = σ(z_jᵀx/√d), z_j ~ N(0, I_d) fixed.
+
+    D defaults to m (as in Exp 3 and Appendix B). The embedding uses the model's activation and ``seed``.
+    """
+
+    def __init__(self, d: int, m: int, D: int | None = None, **kwargs: Any) -> None:
+        D = m if D is None else D
+        act = kwargs.get("activation", "relu")
+        super().__init__(RandomFeatures(d, D, activation=act, seed=kwargs.get("seed", 0)), m, **kwargs)
+
+
+class PartiallyTrained(WideNet):
+    """The partially-trained L-layer net of Appendix H (depth = L ≥ 3; L = 3 is :class:`P3L`).
+
+    Layers 1..L-2 are fixed random (see :class:`~wideflow.embeddings.DeepRandomFeatures`), layer L-1
+    (W) is trained, the output layer c is fixed.
+    """
+
+    def __init__(self, d: int, m: int, D: int | None = None, depth: int = 3, **kwargs: Any) -> None:
+        depth = check_positive_int("depth", depth, minimum=3)
+        D = m if D is None else D
+        act = kwargs.get("activation", "relu")
+        emb = DeepRandomFeatures(d, D, layers=depth - 2, activation=act, seed=kwargs.get("seed", 0))
+        super().__init__(emb, m, **kwargs)
+
+    @property
+    def depth(self) -> int:
+        """L, the depth of the network (random layers + trained layer + output layer)."""
+        return self.embedding.layers + 2
+
+
+_CLASSES.update({c.__name__: c for c in (WideNet, Shallow, P3L, PartiallyTrained)})
