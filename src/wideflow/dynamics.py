@@ -44,7 +44,7 @@ from .errors import (
     check_positive_int,
 )
 from .kernels import gram, tangent_kernel
-from .model import WideNet, atomic_torch_save
+from .model import WideNet, atomic_torch_save, readout
 
 __all__ = ["train", "gradient_descent", "TrainState", "TrainResult", "choose_method", "make_engine", "METHODS"]
 
@@ -122,7 +122,7 @@ class _Engine:
     H: torch.Tensor
 
     def outputs(self, H: torch.Tensor) -> torch.Tensor:
-        return self.s_o * (self.c @ self.act(H))
+        return readout(self.act(H), self.c, self.s_o, self.model.paired)
 
     def coefficient(self, H: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
         """A = (c eᵀ) ⊙ σ'(H), shape (m, n)."""

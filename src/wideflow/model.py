@@ -177,9 +177,14 @@ class WideNet:
         H = self.s_h * (self.embed(X) @ self.W.T)
         return H + self.b if self.b is not None else H
 
+    @property
+    def paired(self) -> bool:
+        """True while c_{i+m/2} = −c_i holds by construction (NTK symmetrization with c fixed)."""
+        return self.scaling.symmetrize and not self.train_c
+
     def output_from_features(self, H: torch.Tensor) -> torch.Tensor:
         """f = s_o σ(H) c for features H of shape (n, m), eq. (2)."""
-        return self.s_o * (self.activation(H) @ self.c)
+        return readout(self.activation(H).T, self.c, self.s_o, self.paired)
 
     def __call__(self, X: Any) -> torch.Tensor:
         """f(X), shape (n,), eq. (2)."""
@@ -244,6 +249,19 @@ class WideNet:
             "b": None if self.b is None else self.b.cpu(),
         }
         return atomic_torch_save(state, path)
+
+
+def readout(S: torch.Tensor, c: torch.Tensor, s_o: float, paired: bool) -> torch.Tensor:
+    """f_a = s_o Σ_i c_i S_ia for activations S = σ(H) of shape (m, n).
+
+    For a symmetrized model (``paired``: c_{i+m/2} = −c_i) the sum is taken pairwise,
+    s_o Σ_{i ≤ m/2} c_i (S_ia − S_{i+m/2,a}), which is the same number in exact arithmetic and makes
+    f_0 ≡ 0 hold exactly in floating point too (a plain dot product leaves rounding residue ~1e-16·m).
+    """
+    if paired:
+        half = c.shape[0] // 2
+        return s_o * (c[:half] @ (S[:half] - S[half:]))
+    return s_o * (c @ S)
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
