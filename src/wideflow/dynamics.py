@@ -44,7 +44,7 @@ from .errors import (
     check_positive_int,
 )
 from .kernels import gram, tangent_kernel
-from .model import WideNet, atomic_torch_save, readout
+from .model import WideNet, atomic_torch_save, halfwise_matmul, readout
 
 __all__ = ["train", "gradient_descent", "TrainState", "TrainResult", "choose_method", "make_engine", "METHODS"]
 
@@ -170,7 +170,7 @@ class WeightsEngine(_Engine):
         self.H = self._features(self.Phi)
 
     def _features(self, Phi: torch.Tensor) -> torch.Tensor:
-        H = (self.W @ Phi.T).mul_(self.s_h)
+        H = halfwise_matmul(self.W, Phi.T, self.model.paired, dim=0).mul_(self.s_h)
         return H if self.b is None else H.add_(self.b[:, None])
 
     def test_features(self) -> torch.Tensor:

@@ -174,7 +174,7 @@ class WideNet:
 
     def features(self, X: Any) -> torch.Tensor:
         """h(X) = s_h Φ(X) Wᵀ (+ b), shape (n, m): the pre-activations of the trained layer, eq. (3)."""
-        H = self.s_h * (self.embed(X) @ self.W.T)
+        H = self.s_h * halfwise_matmul(self.embed(X), self.W.T, self.paired, dim=1)
         return H + self.b if self.b is not None else H
 
     @property
@@ -249,6 +249,19 @@ class WideNet:
             "b": None if self.b is None else self.b.cpu(),
         }
         return atomic_torch_save(state, path)
+
+
+def halfwise_matmul(A: torch.Tensor, B: torch.Tensor, paired: bool, *, dim: int) -> torch.Tensor:
+    """A @ B; for a ``paired`` (symmetrized) model the two halves of the neuron axis ``dim`` of the product are
+    computed by two matmuls of identical shape, so that neurons i and i + m/2 with identical weights get
+    bitwise identical features (one matmul may round its edge tiles differently)."""
+    if not paired:
+        return A @ B
+    if dim == 0:
+        half = A.shape[0] // 2
+        return torch.cat([A[:half] @ B, A[half:] @ B], dim=0)
+    half = B.shape[1] // 2
+    return torch.cat([A @ B[:, :half], A @ B[:, half:]], dim=1)
 
 
 def readout(S: torch.Tensor, c: torch.Tensor, s_o: float, paired: bool) -> torch.Tensor:
