@@ -9,6 +9,7 @@ from ._version import __version__
 from .activations import Activation, get_activation, register_activation
 from .dynamics import TrainResult, TrainState, train
 from .errors import TrainingDiverged, WideflowError
+from .interop import from_module, to_module
 from .kernels import gram, limit_gram, tangent_kernel
 from .model import P3L, PartiallyTrained, Shallow, WideNet, load
 from .scalings import Scaling, get_scaling
@@ -38,4 +39,6 @@ __all__ = [
     "tangent_kernel",
     "WideflowError",
     "TrainingDiverged",
+    "to_module",
+    "from_module",
 ]

@@ -222,6 +222,12 @@ class WideNet:
         new.b = new.b.to(new.device, new.dtype) if new.b is not None else None
         return new
 
+    def to_module(self) -> torch.nn.Module:
+        """A plain ``torch.nn.Module`` computing the same f, W materialized (:func:`wideflow.interop.to_module`)."""
+        from .interop import to_module
+
+        return to_module(self)
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(embedding={self.embedding!r}, m={self.m}, activation={self.activation!r}, "
