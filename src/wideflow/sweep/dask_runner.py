@@ -1,0 +1,195 @@
+"""Run a sweep on Dask distributed: an embedded LocalCluster by default, or an existing cluster.
+
+The driver (the process calling :func:`run_sweep`) plans the missing runs into tasks (batches of
+compatible small runs, see :mod:`wideflow.sweep.batched`), submits them, and writes each result to the
+store as it arrives. Workers only compute; they never touch the store, so they need no shared file
+system and a task that runs twice (its first worker died) cannot write twice.
+
+Fault tolerance:
+
+- a run that raises is a failed run (reported with its error and configuration); the others go on;
+- a worker that dies has its task re-run on another worker by the scheduler, up to ``retries`` deaths;
+- if the driver dies, every run already written stays; running :func:`run_sweep` again with the same
+  store runs only what is missing.
+
+Threads: a worker runs one task at a time and torch uses ``torch_threads`` threads in it. The embedded
+LocalCluster takes ``n_workers`` processes (default: one per core, at most one per run) and gives each
+``cores // n_workers`` torch threads, so that Dask and torch together never use more threads than cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..errors import InvalidArgument, InvalidType, check_positive_int
+from .batched import MAX_BATCH, plan, run_group
+from .config import normalize, run_id
+from .runner import Outcome, failed_outcome
+from .store import Store
+
+__all__ = ["run_sweep", "available_cores"]
+
+
+def available_cores() -> int:
+    """The number of CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def run_sweep(
+    configs: Sequence[Mapping[str, Any]],
+    store: str | os.PathLike,
+    *,
+    scheduler: Any = None,
+    n_workers: int | None = None,
+    torch_threads: int | None = None,
+    progress: bool = True,
+    batch: bool | int = True,
+    retries: int = 3,
+) -> pd.DataFrame:
+    """Run every configuration missing from ``store`` on Dask and return the results table of all of them.
+
+    Parameters
+    ----------
+    configs: run configurations (see :func:`wideflow.sweep.normalize`), e.g. from :func:`~wideflow.sweep.expand`.
+    store: the results store folder (created if needed; see :mod:`wideflow.sweep.store`).
+    scheduler: ``None`` for an embedded LocalCluster; the address of a running scheduler
+        (``"tcp://host:8786"``); or a ``distributed.Client``.
+    n_workers: worker processes of the embedded LocalCluster (default: one per core, at most one per run).
+    torch_threads: torch threads per task; default ``cores // n_workers`` on the LocalCluster, and
+        ``cpu_count // threads of the worker`` on an existing cluster.
+    progress: a progress bar over runs (with ETA) on standard error, and a line per failed run.
+    batch: train compatible small runs together (:mod:`~wideflow.sweep.batched`): ``True`` (batches of at
+        most 32 runs), ``False``, or the largest batch size.
+    retries: how many times a task whose worker died (or that raised outside a run) is started again.
+
+    Returns one row per configuration, in order: run_id, status ("ok" or "failed"), error, the flattened
+    configuration and the metrics (see :func:`wideflow.sweep.load_results`). Runs finished before (this
+    call or an interrupted one) are read from the store, not run again.
+    """
+    normalized = []
+    for i, config in enumerate(configs):
+        try:
+            normalized.append(normalize(config))
+        except (InvalidArgument, InvalidType) as exc:
+            raise type(exc)(f"configs[{i}]: {exc}") from None
+    ids = [run_id(c) for c in normalized]
+    if len(set(ids)) != len(ids):
+        dup = next(rid for rid in ids if ids.count(rid) > 1)
+        where = [i for i, rid in enumerate(ids) if rid == dup]
+        raise InvalidArgument(f"configs {where} are the same run (run_id {dup}); give each run once.")
+    max_batch = _max_batch(batch)
+    retries = check_positive_int("retries", retries, minimum=0)
+    if scheduler is not None and n_workers is not None:
+        raise InvalidArgument("n_workers only sizes the embedded LocalCluster; it cannot be given with scheduler.")
+    st = Store(store)
+    missing = [c for c, rid in zip(normalized, ids, strict=True) if not st.finished(rid)]
+    if missing:
+        _execute(missing, st, scheduler=scheduler, n_workers=n_workers, torch_threads=torch_threads,
+                 progress=progress, max_batch=max_batch, retries=retries, total=len(ids))
+    return st.table(ids)
+
+
+def _max_batch(batch: bool | int) -> int:
+    if batch is True:
+        return MAX_BATCH
+    if batch is False:
+        return 1
+    return check_positive_int("batch", batch)
+
+
+def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_workers: int | None,
+             torch_threads: int | None, progress: bool, max_batch: int, retries: int, total: int) -> None:
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=total - len(configs), desc="sweep", unit="run", disable=not progress,
+               dynamic_ncols=True, file=sys.stderr)
+    failures = 0
+    with _client(scheduler, n_workers, torch_threads, len(configs), retries) as (client, slots, threads):
+        tasks = [[configs[i] for i in task] for task in plan(configs, max_batch=max_batch, slots=slots)]
+        token = uuid.uuid4().hex[:8]
+        futures = {
+            client.submit(_run_task, task, threads, key=f"wideflow-run-{run_id(task[0])}-{token}", pure=False,
+                          retries=retries): task
+            for task in tasks
+        }
+        try:
+            for future in as_completed(futures):
+                for outcome in _outcomes(future, futures[future]):
+                    store.write(outcome)
+                    if not outcome.ok:
+                        failures += 1
+                        if progress:
+                            bar.write(_failure_line(outcome), file=sys.stderr)
+                    bar.update(1)
+                bar.set_postfix(failed=failures, refresh=False)
+                future.release()
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+        finally:
+            bar.close()
+
+
+def _outcomes(future: Any, task: list[dict[str, Any]]) -> list[Outcome]:
+    """The outcomes a task returned, or a failure of each of its runs if the task itself failed (its
+    worker died more than ``retries`` times, say)."""
+    try:
+        return future.result()
+    except Exception as exc:  # the task, not a run, failed: every run of it is reported with the error
+        return [failed_outcome(run_id(c), c, exc, batch_size=len(task)) for c in task]
+
+
+def _failure_line(outcome: Outcome) -> str:
+    return (f"wideflow: run {outcome.run_id} failed: {outcome.error}\n"
+            f"  config: {json.dumps(outcome.config, sort_keys=True)}")
+
+
+def _run_task(configs: list[dict[str, Any]], torch_threads: int | None) -> list[Outcome]:
+    """What a worker runs: one task of :func:`~wideflow.sweep.batched.plan`, with torch's threads set."""
+    if torch_threads is None:
+        from distributed import get_worker
+
+        torch_threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+    torch.set_num_threads(torch_threads)
+    return run_group(configs)
+
+
+@contextlib.contextmanager
+def _client(scheduler: Any, n_workers: int | None, torch_threads: int | None, n_runs: int,
+            retries: int) -> Iterator[tuple[Any, int, int | None]]:
+    """(client, number of task slots, torch threads per task) for the chosen cluster."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if torch_threads is not None:
+        torch_threads = check_positive_int("torch_threads", torch_threads)
+    if isinstance(scheduler, Client):
+        yield scheduler, max(1, sum(scheduler.nthreads().values())), torch_threads
+        return
+    if scheduler is not None:
+        if not isinstance(scheduler, str):
+            raise InvalidType(f"scheduler must be an address such as 'tcp://host:8786' or a Client; got {scheduler!r}.")
+        with Client(scheduler) as client:
+            yield client, max(1, sum(client.nthreads().values())), torch_threads
+        return
+    cores = available_cores()
+    workers = check_positive_int("n_workers", n_workers) if n_workers is not None else min(cores, n_runs)
+    threads = torch_threads or max(1, cores // workers)
+    with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            yield client, workers, threads
