@@ -13,6 +13,7 @@ from .interop import from_module, to_module
 from .kernels import gram, limit_gram, tangent_kernel
 from .model import P3L, PartiallyTrained, Shallow, WideNet, load
 from .scalings import Scaling, get_scaling
+from .sweep import load_results
 
 __all__ = [
     "__version__",
@@ -41,4 +42,5 @@ __all__ = [
     "TrainingDiverged",
     "to_module",
     "from_module",
+    "load_results",
 ]
