@@ -44,7 +44,7 @@ from .errors import (
     check_positive_int,
 )
 from .kernels import gram, tangent_kernel
-from .model import WideNet, atomic_torch_save, halfwise_matmul, readout
+from .model import WideNet, atomic_torch_save, readout
 
 __all__ = ["train", "gradient_descent", "TrainState", "TrainResult", "choose_method", "make_engine", "METHODS"]
 
@@ -100,7 +100,12 @@ class TrainResult:
 
 # ---------------------------------------------------------------------------------------------- engines
 class _Engine:
-    """Shared pieces: the model's constants, outputs from features and the coefficient A."""
+    """Shared pieces: the model's constants, preallocated step buffers, the outputs and the coefficient.
+
+    One GD step reads the features H (m, n) a few times and runs one product; everything of size m×n that a
+    step needs lives in buffers allocated once here, so the steady state allocates nothing of size m×n
+    (no allocator traffic, no page faults) and the same code runs on any device.
+    """
 
     name = ""
 
@@ -117,23 +122,61 @@ class _Engine:
         self.lr_neuron = step_size * model.scaling.neuron_lr_factor(m)
         self.c = model.c.clone()
         self.b = None if model.b is None else model.b.clone()
+        n = X.shape[0]
+        like = {"dtype": model.dtype, "device": model.device}
+        # ReLU (the built-in one, recognised by its function) has σ' = 1[h > 0]: one comparison, no σ' call
+        self._relu = self.act.fn is torch.relu
+        self._paired = model.paired
+        self._S = torch.empty(m, n, **like)  # σ(H)
+        self._A = torch.empty(m, n, **like)  # c ⊙ σ'(H)
+        self._mask = torch.empty(m, n, dtype=torch.bool, device=model.device) if self._relu else None
+        self._S_half = torch.empty(m // 2, n, **like) if self._paired else None
+        self._f = torch.empty(n, **like)
+        self._e = torch.empty(n, **like)
 
     # features of the training set at the current parameters, (m, n)
     H: torch.Tensor
 
     def outputs(self, H: torch.Tensor) -> torch.Tensor:
-        return readout(self.act(H), self.c, self.s_o, self.model.paired)
+        """f = s_o Σ_i c_i σ(H_i·) for features H (m, k) of any set, eq. (2) (allocates; used at logging steps)."""
+        return readout(self.act(H), self.c, self.s_o, self._paired)
+
+    def residual(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f, e = f − y) on the training set at the current H, written into the engine's buffers.
+
+        A symmetrized model sums its readout pairwise as :func:`~wideflow.model.readout` does, so f_0 = 0
+        exactly (spec §4).
+        """
+        S = torch.clamp_min(self.H, 0, out=self._S) if self._relu else self.act(self.H)
+        if self._paired:
+            half = self.c.shape[0] // 2
+            S = torch.sub(S[:half], S[half:], out=self._S_half)
+            torch.mv(S.T, self.c[:half], out=self._f)
+        else:
+            torch.mv(S.T, self.c, out=self._f)
+        f = self._f.mul_(self.s_o)
+        return f, torch.sub(f, self.y, out=self._e)
 
     def coefficient(self, H: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """A = (c eᵀ) ⊙ σ'(H), shape (m, n)."""
+        """A = (c eᵀ) ⊙ σ'(H), shape (m, n), for any features H (a new tensor; the GD steps use :meth:`slope`)."""
         return self.act.deriv(H).mul_(self.c[:, None]).mul_(e[None, :])
 
-    def step_neurons(self, H: torch.Tensor, A: torch.Tensor, e: torch.Tensor) -> None:
-        """GD on c and b (beyond the paper); uses the pre-step H."""
+    def slope(self) -> torch.Tensor:
+        """Ã = c ⊙ σ'(H) (m, n), so that the coefficient of eqs. (8) and spec §8 is A = (c eᵀ) ⊙ σ'(H) = Ã diag(e).
+
+        e is left out of Ã and folded into the n-sized factor of each product instead (Φ or G), which
+        saves a pass over the m×n data every step.
+        """
+        if self._relu:
+            return torch.mul(torch.gt(self.H, 0, out=self._mask), self.c[:, None], out=self._A)
+        return torch.mul(self.act.deriv(self.H), self.c[:, None], out=self._A)
+
+    def step_neurons(self, H: torch.Tensor, slope: torch.Tensor, e: torch.Tensor) -> None:
+        """GD on c and b (beyond the paper) with Ã = c ⊙ σ'(H) from :meth:`slope`; uses the pre-step H."""
+        if self.b is not None:
+            self.b.sub_(self.lr_neuron * self.s_o / self.N * (slope @ e))
         if self.model.train_c:
             self.c.sub_(self.lr_neuron * self.s_o / self.N * (self.act(H) @ e))
-        if self.b is not None:
-            self.b.sub_(self.lr_neuron * self.s_o / self.N * A.sum(dim=1))
 
     def test_features(self) -> torch.Tensor:
         raise NotImplementedError
@@ -157,31 +200,45 @@ class _Engine:
 
 
 class WeightsEngine(_Engine):
-    """Weight-space GD with the closed-form gradient ∇_W L = (s_o s_h/N) A Φ (eqs. (8)-(9))."""
+    """Weight-space GD with the closed-form gradient ∇_W L = (s_o s_h/N) A Φ (eqs. (8)-(9)).
+
+    Per step: W ← W − (η s_o s_h/N) Ã (diag(e) Φ) and H = W (s_h Φ)ᵀ, two products of cost 2 m n D, with
+    s_h folded into the stored embeddings.
+    """
 
     name = "weights"
 
     def __init__(self, model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor | None,
                  N: float, step_size: float) -> None:
         super().__init__(model, X, y, X_test, N, step_size)
-        self.Phi = model.embedding(X)
-        self.Phi_test = None if X_test is None else model.embedding(X_test)
+        self.Phi = model.embedding(X).mul(self.s_h)  # s_h Φ, (n, D)
+        self.Phi_test = None if X_test is None else model.embedding(X_test).mul(self.s_h)
+        self._Phi_e = torch.empty_like(self.Phi)
+        self.coef_W = -self.lr * self.s_o / N  # the s_h of the gradient is in self.Phi
         self.W = model.W.clone()
-        self.H = self._features(self.Phi)
+        self.H = self._features(self.Phi, torch.empty_like(self._A))
 
-    def _features(self, Phi: torch.Tensor) -> torch.Tensor:
-        H = halfwise_matmul(self.W, Phi.T, self.model.paired, dim=0).mul_(self.s_h)
-        return H if self.b is None else H.add_(self.b[:, None])
+    def _features(self, Phi: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """H = W (s_h Φ)ᵀ (+ b) into ``out``; a symmetrized model's halves by equal-shape products (bitwise
+        equal features for equal rows of W, as :func:`~wideflow.model.halfwise_matmul`)."""
+        if self._paired:
+            half = self.W.shape[0] // 2
+            torch.mm(self.W[:half], Phi.T, out=out[:half])
+            torch.mm(self.W[half:], Phi.T, out=out[half:])
+        else:
+            torch.mm(self.W, Phi.T, out=out)
+        return out if self.b is None else out.add_(self.b[:, None])
 
     def test_features(self) -> torch.Tensor:
         assert self.Phi_test is not None
-        return self._features(self.Phi_test)
+        return self._features(self.Phi_test, torch.empty(self.W.shape[0], self.Phi_test.shape[0],
+                                                          dtype=self.W.dtype, device=self.W.device))
 
     def step(self, e: torch.Tensor) -> None:
-        A = self.coefficient(self.H, e)
+        A = self.slope()
         self.step_neurons(self.H, A, e)
-        self.W.addmm_(A, self.Phi, alpha=-self.lr * self.s_o * self.s_h / self.N)
-        self.H = self._features(self.Phi)
+        self.W.addmm_(A, torch.mul(self.Phi, e[:, None], out=self._Phi_e), alpha=self.coef_W)
+        self._features(self.Phi, self.H)
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
         return {"W": self.W, "c": self.c, "b": self.b, "H": self.H}
@@ -193,9 +250,15 @@ class WeightsEngine(_Engine):
 
 
 class KernelEngine(_Engine):
-    """Kernel-space GD of spec §8: state (H, B), W_t = W_0 + B_t Φ never formed during training."""
+    """Kernel-space GD of spec §8: state (H, B), W_t = W_0 + B_t Φ never formed during training.
+
+    Per step: B ← B + (−η s_o s_h/N) Ã diag(e) and H ← H − (δγ/N) Ã (diag(e) G), one product of cost 2 m n².
+    Memory O(m (n + n_test) + n (n + n_test)), independent of D: Φ is only ever formed ``block`` columns at
+    a time (Gram matrices and initial features).
+    """
 
     name = "kernel"
+    block = 2048
 
     def __init__(self, model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor | None,
                  N: float, step_size: float) -> None:
@@ -203,11 +266,12 @@ class KernelEngine(_Engine):
             raise KernelEngineUnavailable(_KERNEL_UNAVAILABLE.format(model=model))
         super().__init__(model, X, y, X_test, N, step_size)
         D = model.D
-        self.G = gram(model, X)
-        self.G_test = None if X_test is None else gram(model, X, X_test)
-        self.H = model.features(X).T.contiguous()
-        self.H_test0 = None if X_test is None else model.features(X_test).T.contiguous()
+        self.G = gram(model, X, block=self.block)
+        self.G_test = None if X_test is None else gram(model, X, X_test, block=self.block)
+        self.H = _initial_features(model, X, self.block)
+        self.H_test0 = None if X_test is None else _initial_features(model, X_test, self.block)
         self.B = torch.zeros_like(self.H)
+        self._G_e = torch.empty_like(self.G)
         self.coef_B = -self.lr * self.s_o * self.s_h / N
         self.coef_H = self.coef_B * self.s_h * D  # = −δγ/N (spec §8)
 
@@ -216,9 +280,9 @@ class KernelEngine(_Engine):
         return torch.addmm(self.H_test0, self.B, self.G_test, alpha=self.s_h * self.model.D)
 
     def step(self, e: torch.Tensor) -> None:
-        A = self.coefficient(self.H, e)
-        self.B.add_(A, alpha=self.coef_B)
-        self.H.addmm_(A, self.G, alpha=self.coef_H)
+        A = self.slope()
+        self.B.addcmul_(A, e[None, :], value=self.coef_B)
+        self.H.addmm_(A, torch.mul(self.G, e[:, None], out=self._G_e), alpha=self.coef_H)
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
         return {"H": self.H, "B": self.B, "c": self.c}
@@ -230,13 +294,29 @@ class KernelEngine(_Engine):
         def materialize() -> torch.Tensor:
             W = W0.clone()
             col = 0
-            for P in emb.column_blocks(X, 2048):
+            for P in emb.column_blocks(X, self.block):
                 W[:, col : col + P.shape[1]].addmm_(B, P)
                 col += P.shape[1]
             return W
 
         model._set_lazy_W(materialize)
         return model
+
+
+def _initial_features(model: WideNet, X: torch.Tensor, block: int) -> torch.Tensor:
+    """H_0 = s_h W_0 Φ(X)ᵀ, shape (m, n), eq. (3), accumulated over ``block`` columns of Φ at a time so that
+    memory stays O(m n + n·block) whatever D is. A symmetrized model's two halves are computed by
+    equal-shape products, so equal rows of W give bitwise equal features and f_0 = 0 exactly (spec §4)."""
+    m = model.m
+    W = model.W
+    H = torch.zeros(m, X.shape[0], dtype=model.dtype, device=model.device)
+    rows = (slice(0, m // 2), slice(m // 2, m)) if model.paired else (slice(0, m),)
+    col = 0
+    for P in model.embedding.column_blocks(X, block):
+        for r in rows:
+            H[r].addmm_(W[r, col : col + P.shape[1]], P.T)
+        col += P.shape[1]
+    return H.mul_(model.s_h)
 
 
 _KERNEL_UNAVAILABLE = (
@@ -286,8 +366,7 @@ def gradient_descent(
     step (the update needs the residual e); test features only at logging steps.
     """
     for k in range(start, steps + 1):
-        f = engine.outputs(engine.H)
-        e = f - engine.y
+        f, e = engine.residual()
         if k % log_every == 0 or k == steps:
             yield _state(engine, k, f, e, y_test)
         if k == steps:
