@@ -12,13 +12,14 @@ bounded away from 0 (linear, leaky ReLU, smoothed leaky ReLU), and (-1, 1) for t
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-from .errors import InvalidArgument, InvalidType, check_positive_float, unknown_name
+from .errors import InvalidArgument, InvalidType, check_positive_float, closest, unknown_name
 
 __all__ = ["Activation", "get_activation", "register_activation", "available_activations"]
 
@@ -123,14 +124,20 @@ def get_activation(activation: str | Activation | dict, **params: float) -> Acti
         return get_activation(spec.pop("name"), **spec)
     if not isinstance(activation, str):
         raise InvalidType(
-            f"activation must be a name, an Activation or a spec dict; got {type(activation).__name__}."
+            f"activation must be a name, an Activation or a spec dict; got {type(activation).__name__} {activation!r}."
         )
     if activation not in _FACTORIES:
         raise unknown_name("activation", activation, _FACTORIES)
-    try:
-        return _FACTORIES[activation](**params)
-    except TypeError:
-        raise InvalidArgument(f"activation {activation!r} does not take the parameters {sorted(params)}.") from None
+    factory = _FACTORIES[activation]
+    accepted = list(inspect.signature(factory).parameters)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        takes = f"it takes {', '.join(map(repr, accepted))}" if accepted else "it takes no parameters"
+        raise InvalidArgument(
+            f"activation {activation!r} does not take the parameter(s) {', '.join(map(repr, unknown))}; {takes}."
+            + closest(unknown[0], accepted)
+        )
+    return factory(**params)
 
 
 def _builtin(name: str) -> Callable[[Callable[..., Activation]], Callable[..., Activation]]:

@@ -17,17 +17,15 @@ import pandas as pd
 import torch
 
 from .activations import Activation, get_activation
-from .errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, check_positive_int
+from .errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, check_positive_int, check_seed
 
 __all__ = ["random_labels", "quadratic_teacher", "axis_xor", "load_dataset", "FORMATS"]
 
 FORMATS = (".npz", ".csv")
 
 
-def _generator(seed: int) -> torch.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidType(f"seed must be an integer; got {type(seed).__name__} {seed!r}.")
-    return torch.Generator().manual_seed(seed)
+def _generator(seed: int, argument: str = "seed") -> torch.Generator:
+    return torch.Generator().manual_seed(check_seed(argument, seed))
 
 
 def random_labels(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,7 +55,7 @@ def quadratic_teacher(
     n, d = check_positive_int("n", n), check_positive_int("d", d)
     m_teacher = check_positive_int("m_teacher", m_teacher)
     act = get_activation(activation)
-    tgen = _generator(teacher_seed)
+    tgen = _generator(teacher_seed, "teacher_seed")
     c_star = torch.randint(0, 2, (m_teacher,), generator=tgen).to(torch.float64) * 2 - 1
     W_star = torch.randn(m_teacher, d, d, generator=tgen, dtype=torch.float64)
     X = torch.randn(n, d, generator=_generator(seed), dtype=torch.float64)

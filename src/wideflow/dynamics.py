@@ -34,19 +34,31 @@ import pandas as pd
 import torch
 
 from ._tensor import as_tensor
+from ._version import __version__
 from .errors import (
     CheckpointError,
     InvalidArgument,
+    InvalidType,
     KernelEngineUnavailable,
     TrainingDiverged,
+    check_bool,
     check_choice,
     check_positive_float,
     check_positive_int,
 )
 from .kernels import gram, tangent_kernel
-from .model import WideNet, atomic_torch_save, readout
+from .model import WideNet, atomic_torch_save, read_torch_file, readout
 
-__all__ = ["train", "gradient_descent", "TrainState", "TrainResult", "choose_method", "make_engine", "METHODS"]
+__all__ = [
+    "train",
+    "gradient_descent",
+    "max_stable_step_size",
+    "TrainState",
+    "TrainResult",
+    "choose_method",
+    "make_engine",
+    "METHODS",
+]
 
 METHODS = ("auto", "weights", "kernel")
 REDUCTIONS = ("mean", "sum")
@@ -359,14 +371,18 @@ def gradient_descent(
     log_every: int,
     y_test: torch.Tensor | None = None,
     start: int = 0,
+    watch: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Iterator[TrainState]:
     """Run ``steps`` GD steps of ``engine`` and yield a :class:`TrainState` at every logging step.
 
     Logging steps are 0, log_every, 2·log_every, … and the last step. Training outputs are formed every
-    step (the update needs the residual e); test features only at logging steps.
+    step (the update needs the residual e); test features only at logging steps. ``watch(k, e)``, if given,
+    sees the residual of every step k (train's divergence check).
     """
     for k in range(start, steps + 1):
         f, e = engine.residual()
+        if watch is not None:
+            watch(k, e)
         if k % log_every == 0 or k == steps:
             yield _state(engine, k, f, e, y_test)
         if k == steps:
@@ -426,46 +442,46 @@ def train(
     method: "auto", "weights" or "kernel" (see the module docstring).
     log_every: a history row every ``log_every`` steps (and at the last step).
     progress: a tqdm bar; ``None`` shows it when standard error is a terminal.
-    callbacks: functions of the :class:`TrainState` returning extra history columns.
-    divergence_factor: stop with :class:`~wideflow.errors.TrainingDiverged` when the loss at a logging
-        step is non-finite or exceeds this factor times the initial loss.
-    checkpoint, checkpoint_every: write an atomic checkpoint to this path every k steps.
-    resume: continue from a checkpoint written by a run with the same model, data and settings; the
-        result is bit-identical to an uninterrupted run.
+    callbacks: functions of the :class:`TrainState` returning a dict of extra history columns.
+    divergence_factor: stop with :class:`~wideflow.errors.TrainingDiverged` as soon as the loss at any step
+        is non-finite or exceeds this factor (> 1) times max(L_0, L of the zero predictor). The loss of every
+        step is recorded on the device and checked at logging steps, so a blow-up between two logging
+        steps is caught even if the loss falls back afterwards. The error carries the step, the last
+        logged finite state, the history and :func:`max_stable_step_size`.
+    checkpoint, checkpoint_every: write an atomic checkpoint (engine state, random generator states,
+        history) to this path every ``checkpoint_every`` steps (a multiple of ``log_every``; by default
+        about ten per run) and at the end.
+    resume: continue from the checkpoint at this path, written by a run with the same model, data and
+        settings; the result (history and final W) is bit-identical to an uninterrupted run. A path
+        that does not exist yet starts from step 0, so the same call can simply be repeated after an
+        interruption (typically with ``checkpoint=resume=PATH``).
 
     Returns a :class:`TrainResult` whose ``history`` has the columns step, time, train_loss (and
     test_error, and the callbacks' columns).
     """
     if not isinstance(model, WideNet):
-        raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
+        raise InvalidType(f"model must be a wideflow WideNet (e.g. wf.Shallow(d, m)); got {type(model).__name__}.")
     steps = check_positive_int("steps", steps)
     step_size = check_positive_float("step_size", step_size)
     log_every = check_positive_int("log_every", log_every)
-    divergence_factor = check_positive_float("divergence_factor", divergence_factor)
+    divergence_factor = check_positive_float("divergence_factor", divergence_factor, above=1.0)
     reduction = check_choice("reduction", reduction, REDUCTIONS)
+    progress = check_bool("progress", progress, allow_none=True)
+    callbacks = _check_callbacks(callbacks)
     Xt = model._input(X)
     n = Xt.shape[0]
-    yt = as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=n)
+    yt = as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=n, rows_what="one per row of X")
     if (X_test is None) != (y_test is None):
-        raise InvalidArgument("X_test and y_test must be given together (or neither).")
+        raise InvalidArgument("X_test and y_test must be given together (or neither); got only "
+                              f"{'X_test' if y_test is None else 'y_test'}.")
     Xs = ys = None
     if X_test is not None:
         Xs = model._input(X_test, "X_test")
-        ys = as_tensor("y_test", y_test, ndim=1, dtype=model.dtype, device=model.device, rows=Xs.shape[0])
+        ys = as_tensor("y_test", y_test, ndim=1, dtype=model.dtype, device=model.device, rows=Xs.shape[0],
+                       rows_name="n_test", rows_what="one per row of X_test")
     n_test = 0 if Xs is None else Xs.shape[0]
     resolved = choose_method(model, n, n_test, steps, log_every, method)
-    if checkpoint_every is not None:
-        checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
-        if checkpoint is None:
-            raise InvalidArgument("checkpoint_every was given without checkpoint=PATH.")
-        if checkpoint_every % log_every:
-            raise InvalidArgument(
-                f"checkpoint_every={checkpoint_every} must be a multiple of log_every={log_every}: checkpoints "
-                "are written at logging steps so that a resumed history is identical."
-            )
-    elif checkpoint is not None:
-        checkpoint_every = log_every * max(1, steps // (10 * log_every))
-    callbacks = list(callbacks or [])
+    checkpoint_every = _check_checkpointing(checkpoint, checkpoint_every, resume, steps, log_every)
 
     N = float(n) if reduction == "mean" else 1.0
     engine = make_engine(resolved, model, Xt, yt, Xs, N, step_size)
@@ -481,22 +497,26 @@ def train(
 
     t0 = time.perf_counter()
     bar = _progress(progress, steps, start)
-    initial_loss: float | None = rows[0]["train_loss"] if rows else None
+    # divergence is judged against the larger of L_0 and the loss of predicting 0, so that a run starting
+    # (almost) at zero loss is not flagged for ordinary fluctuations
+    reference = max(float(0.5 * (yt @ yt) / N), rows[0]["train_loss"] if rows else 0.0)
+    watch = _LossWatch(log_every, N, start, yt)
     last_state: TrainState | None = None
     state: TrainState | None = None
     try:
-        for state in gradient_descent(engine, steps=steps, log_every=log_every, y_test=ys, start=start):
+        for state in gradient_descent(engine, steps=steps, log_every=log_every, y_test=ys, start=start, watch=watch):
             if state.step == start and rows and rows[-1]["step"] == start:
                 rows.pop()  # the resumed step is logged again from the restored state, identically
-            if initial_loss is None:
-                initial_loss = state.train_loss
-            if not math.isfinite(state.train_loss) or state.train_loss > divergence_factor * max(initial_loss, 1e-300):
-                raise _diverged(state, last_state, engine, model, rows, initial_loss, divergence_factor)
+            if state.step == 0:
+                reference = max(reference, state.train_loss)
+            bad = watch.first_bad(state.step, divergence_factor * reference)
+            if bad is not None:
+                raise _diverged(bad, state, last_state, engine, model, reduction, rows, reference, divergence_factor)
             row = {"step": state.step, "time": state.time, "train_loss": state.train_loss}
             if state.test_error is not None:
                 row["test_error"] = state.test_error
-            for cb in callbacks:
-                row.update(cb(state))
+            for i, cb in enumerate(callbacks):
+                row.update(_callback_columns(i, cb, state))
             rows.append(row)
             last_state = _copy_state(state)
             if bar is not None:
@@ -524,6 +544,107 @@ def train(
     )
 
 
+def max_stable_step_size(model: WideNet, X: Any, reduction: str = "mean") -> float:
+    r"""δ_max = 2N/λ_max(K_0): the largest step size for which GD linearized at initialization is stable.
+
+    To first order one GD step moves the training residual by e ← e − (δ/N) K_0 e (spec §1.7), so the
+    linearized dynamics converge iff δ·λ_max(K_0)/N < 2 (neural-tangents' ``max_learning_rate`` does the
+    same). K_0 is the tangent kernel of every trained parameter at initialization, in GD-step units:
+
+    - W (always): K_ab = (1/m) Σ_i c_i² σ'(h_ia) σ'(h_ib) G_ab, :func:`wideflow.kernels.tangent_kernel`;
+    - c (``train_c``): s_o²·(lr factor of c)·Σ_i σ(h_ia) σ(h_ib) = (1/m) Σ_i σ(h_ia) σ(h_ib);
+    - b (``bias``): s_o²·(lr factor of b)·Σ_i c_i² σ'(h_ia) σ'(h_ib) = (1/m) Σ_i c_i² σ'(h_ia) σ'(h_ib).
+
+    Returns ``inf`` when K_0 = 0 (e.g. every ReLU neuron inactive on the data).
+    """
+    if not isinstance(model, WideNet):
+        raise InvalidType(f"model must be a wideflow WideNet; got {type(model).__name__}.")
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
+    Xt = model._input(X)
+    N = float(Xt.shape[0]) if reduction == "mean" else 1.0
+    H = model.features(Xt).T  # (m, n)
+    K = tangent_kernel(H, model.c, model.activation, gram(model, Xt))
+    neuron = model.s_o**2 * model.scaling.neuron_lr_factor(model.m)
+    if model.train_c:
+        S = model.activation(H)
+        K = K + neuron * (S.T @ S)
+    if model.bias:
+        S = model.activation.deriv(H) * model.c[:, None]
+        K = K + neuron * (S.T @ S)
+    lam = float(torch.linalg.eigvalsh(K.double())[-1])
+    return 2 * N / lam if lam > 0 else math.inf
+
+
+class _LossWatch:
+    """The training loss of every GD step, kept on the engine's device (no host synchronization per step)
+    in a ring of ``log_every`` slots and checked at logging steps."""
+
+    def __init__(self, log_every: int, N: float, start: int, like: torch.Tensor) -> None:
+        self.period = log_every
+        self.N = N
+        self.checked = start
+        self.sq = torch.zeros(log_every, dtype=like.dtype, device=like.device)
+
+    def __call__(self, k: int, e: torch.Tensor) -> None:
+        self.sq[k % self.period] = e @ e
+
+    def first_bad(self, k: int, limit: float) -> tuple[int, float] | None:
+        """The first step in (last check, k] (or k itself at the start) whose loss is non-finite or > limit."""
+        steps = torch.arange(min(self.checked + 1, k), k + 1)
+        self.checked = k
+        losses = (0.5 / self.N) * self.sq[(steps % self.period).to(self.sq.device)].double()
+        bad = ~torch.isfinite(losses) | (losses > limit)
+        if not bool(bad.any()):
+            return None
+        i = int(bad.nonzero()[0, 0])
+        return int(steps[i]), float(losses[i])
+
+
+def _check_callbacks(callbacks: Any) -> list[Callable[[TrainState], dict[str, float]]]:
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, list | tuple):
+        raise InvalidType(
+            f"callbacks must be a list of functions of the TrainState; got {type(callbacks).__name__} "
+            f"(wrap a single function in a list: callbacks=[fn])."
+        )
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise InvalidType(f"callbacks[{i}] must be callable (TrainState -> dict); got {type(cb).__name__} {cb!r}.")
+    return list(callbacks)
+
+
+def _callback_columns(i: int, cb: Callable[[TrainState], Any], state: TrainState) -> dict[str, float]:
+    out = cb(state)
+    if not isinstance(out, dict):
+        name = getattr(cb, "__name__", type(cb).__name__)
+        raise InvalidType(
+            f"callback callbacks[{i}] ({name}) returned {type(out).__name__} {out!r}; expected a dict of history "
+            "columns, e.g. {'norm_W': 1.5}."
+        )
+    return out
+
+
+def _check_checkpointing(checkpoint: Any, checkpoint_every: Any, resume: Any, steps: int, log_every: int) -> int:
+    """Validate the checkpoint arguments; return the checkpoint period (a multiple of ``log_every``)."""
+    for name, path in (("checkpoint", checkpoint), ("resume", resume)):
+        if path is not None and not isinstance(path, str | os.PathLike):
+            raise InvalidType(f"{name} must be a path (str or os.PathLike); got {type(path).__name__} {path!r}.")
+        if path is not None and Path(path).is_dir():
+            raise InvalidArgument(f"{name}={str(path)!r} is a folder; expected the path of a checkpoint file in it.")
+    if checkpoint_every is None:
+        return log_every * max(1, steps // (10 * log_every))
+    checkpoint_every = check_positive_int("checkpoint_every", checkpoint_every)
+    if checkpoint is None:
+        raise InvalidArgument(f"checkpoint_every={checkpoint_every} was given without checkpoint=PATH.")
+    if checkpoint_every % log_every:
+        raise InvalidArgument(
+            f"checkpoint_every={checkpoint_every} must be a multiple of log_every={log_every}: checkpoints "
+            "are written at logging steps so that a resumed history is identical."
+        )
+    return checkpoint_every
+
+
 def _fingerprint(*tensors: torch.Tensor | None) -> str:
     """SHA-256 of the data, so that a checkpoint is only resumed on the data it was written for."""
     h = hashlib.sha256()
@@ -540,19 +661,17 @@ def _copy_state(state: TrainState) -> TrainState:
                       cp(state.f_test), cp(state.H_test), cp(state.c), cp(state.b))
 
 
-def _diverged(state: TrainState, last: TrainState | None, engine: _Engine, model: WideNet,
-              rows: list[dict[str, float]], initial_loss: float, factor: float) -> TrainingDiverged:
-    H0 = model.features(engine.X).T
-    K0 = tangent_kernel(H0, model.c, model.activation, gram(model, engine.X))
-    lam = float(torch.linalg.eigvalsh(K0)[-1])
-    max_step = 2 * engine.N / lam if lam > 0 else math.inf
-    what = "became non-finite" if not math.isfinite(state.train_loss) else (
-        f"exceeded {factor:g} times its initial value {initial_loss:.3e}")
+def _diverged(bad: tuple[int, float], state: TrainState, last: TrainState | None, engine: _Engine, model: WideNet,
+              reduction: str, rows: list[dict[str, float]], reference: float, factor: float) -> TrainingDiverged:
+    step, loss = bad
+    max_step = max_stable_step_size(model, engine.X, reduction)
+    what = "became non-finite" if not math.isfinite(loss) else (
+        f"exceeded {factor:g} times max(L_0, L of the zero predictor) = {reference:.3e}")
     return TrainingDiverged(
-        f"training diverged: the loss {what} at step {state.step} (loss {state.train_loss:.3e}). "
-        f"step_size={engine.delta:g}, but GD on the tangent kernel at initialization is stable only below "
-        f"step_size ≈ {max_step:.4g} (= 2N/λ_max(K_0)); lower the step size.",
-        step=state.step,
+        f"training diverged: the loss {what} at step {step} (loss {loss:.3e}; detected at step {state.step}). "
+        f"step_size={engine.delta:g}, but GD linearized at initialization is stable only for "
+        f"step_size < {max_step:.4g} (= 2N/λ_max(K_0)); lower the step size.",
+        step=step,
         last_finite_state=last,
         max_stable_step_size=max_step,
         history=pd.DataFrame(rows),
@@ -569,33 +688,53 @@ def _progress(progress: bool | None, steps: int, start: int) -> Any:
     return tqdm(total=steps, initial=start, desc="GD", unit="step", dynamic_ncols=True)
 
 
+def _rng_states() -> dict[str, Any]:
+    states: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
 def _save_checkpoint(path: str | os.PathLike, engine: _Engine, settings: dict, step: int,
                      rows: list[dict[str, float]]) -> None:
     state = {
         "format": _CHECKPOINT_FORMAT,
+        "wideflow_version": __version__,
         "settings": settings,
         "step": step,
         "engine": {k: None if v is None else v.detach().cpu().clone() for k, v in engine.state_dict().items()},
         "history": list(rows),
-        "torch_rng": torch.get_rng_state(),
+        "rng": _rng_states(),
     }
     atomic_torch_save(state, path)
 
 
 def _load_checkpoint(path: str | os.PathLike, engine: _Engine, settings: dict) -> tuple[int, list[dict[str, float]]]:
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(f"could not read checkpoint {str(path)!r}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a wideflow training checkpoint.")
-    if state["settings"] != settings:
-        diff = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+    state = read_torch_file(
+        path, "a wideflow training checkpoint written by train(..., checkpoint=PATH)", version=_CHECKPOINT_FORMAT,
+        keys={"format", "settings", "step", "engine", "history", "rng"},
+        hint="saved models are read with wf.load instead.",
+    )
+    saved = state["settings"]
+    if saved != settings:
+        diff = sorted(k for k in settings if saved.get(k) != settings[k])
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {settings[k]!r}" for k in diff
+                           if k not in ("data", "model"))
         raise CheckpointError(
-            f"checkpoint {str(path)!r} was written by a different run (settings differ in {diff}); "
-            "resume with the same model, data and training arguments."
+            f"checkpoint {str(path)!r} was written by a different run (settings differ in {diff}{': ' + detail if detail else ''}); "
+            "resume with the same model, data and training arguments, or start afresh without resume."
         )
+    current = engine.state_dict()
+    restored = state["engine"]
+    if set(restored) != set(current) or any(
+        (restored[k] is None) != (current[k] is None)
+        or (current[k] is not None and restored[k].shape != current[k].shape)
+        for k in current
+    ):
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: its engine state does not match this run.")
     device = engine.H.device
-    engine.load_state_dict({k: None if v is None else v.to(device) for k, v in state["engine"].items()})
-    torch.set_rng_state(state["torch_rng"])
+    engine.load_state_dict({k: None if v is None else v.to(device) for k, v in restored.items()})
+    torch.set_rng_state(state["rng"]["torch"])
+    if "cuda" in state["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return int(state["step"]), list(state["history"])

@@ -13,6 +13,7 @@ to the caller's dtype and device, so the same seed gives the same embedding on e
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +22,15 @@ import torch
 
 from ._tensor import as_tensor
 from .activations import Activation, get_activation
-from .errors import InvalidArgument, InvalidShape, InvalidType, check_positive_int, unknown_name
+from .errors import (
+    InvalidArgument,
+    InvalidShape,
+    InvalidType,
+    check_positive_int,
+    check_seed,
+    closest,
+    unknown_name,
+)
 
 __all__ = [
     "Embedding",
@@ -103,9 +112,7 @@ class _Seeded(Embedding):
     """Shared machinery of the random embeddings: float64 master weights, cast copies per dtype/device."""
 
     def __init__(self, seed: int) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise InvalidType(f"seed must be an integer; got {type(seed).__name__} {seed!r}.")
-        self.seed = seed
+        self.seed = check_seed("seed", seed)
         self._cache: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
 
     def _weights(self) -> list[torch.Tensor]:
@@ -229,6 +236,13 @@ def from_spec(spec: dict[str, Any]) -> Embedding:
     kind = spec.pop("kind", None)
     if kind not in _KINDS:
         raise unknown_name("embedding kind", kind, _KINDS)
+    accepted = [p for p in inspect.signature(_KINDS[kind]).parameters if p != "self"]
+    unknown = sorted(set(spec) - set(accepted))
+    if unknown:
+        raise InvalidArgument(
+            f"embedding kind {kind!r} does not take {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(map(repr, accepted))}.{closest(unknown[0], accepted)}"
+        )
     return _KINDS[kind](**spec)
 
 

@@ -22,6 +22,8 @@ __all__ = [
     "KernelEngineUnavailable",
     "TrainingDiverged",
     "CheckpointError",
+    "FileMissing",
+    "OutputError",
 ]
 
 
@@ -54,7 +56,15 @@ class KernelEngineUnavailable(InvalidArgument):
 
 
 class CheckpointError(WideflowError, RuntimeError):
-    """A checkpoint could not be read or does not match the run it should resume."""
+    """A saved model or training checkpoint could not be read, or does not match the run it should resume."""
+
+
+class FileMissing(WideflowError, FileNotFoundError):
+    """A file that should be read (a saved model, a configuration) does not exist."""
+
+
+class OutputError(WideflowError, RuntimeError):
+    """A result (history, model, checkpoint) could not be written where it was asked to go."""
 
 
 class TrainingDiverged(WideflowError, RuntimeError):
@@ -91,9 +101,18 @@ class TrainingDiverged(WideflowError, RuntimeError):
 
 
 def closest(name: str, valid: Iterable[str]) -> str:
-    """A hint sentence suggesting the valid name closest to ``name`` ("" when none is close)."""
-    match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.5)
-    return f" Did you mean {match[0]!r}?" if match else ""
+    """A hint sentence suggesting the valid name closest to ``name`` ("" when none is close).
+
+    Case, hyphens and spaces are ignored when comparing, so "ReLU" and "leaky-relu" find their names.
+    """
+    valid = list(valid)
+    folded = {_fold(v): v for v in valid}
+    match = difflib.get_close_matches(_fold(str(name)), list(folded), n=1, cutoff=0.5)
+    return f" Did you mean {folded[match[0]]!r}?" if match else ""
+
+
+def _fold(name: str) -> str:
+    return name.lower().replace("-", "_").replace(" ", "_")
 
 
 def unknown_name(argument: str, value: Any, valid: Iterable[str]) -> UnknownName:
@@ -109,7 +128,9 @@ def check_choice(argument: str, value: Any, valid: Iterable[str]) -> str:
     """Return ``value`` if it is one of ``valid`` (strings), else raise :class:`UnknownName`."""
     valid = list(valid)
     if not isinstance(value, str):
-        raise InvalidType(f"{argument} must be a string, one of {valid}; got {type(value).__name__} {value!r}.")
+        raise InvalidType(
+            f"{argument} must be a string, one of {', '.join(map(repr, valid))}; got {type(value).__name__} {value!r}."
+        )
     if value not in valid:
         raise unknown_name(argument, value, valid)
     return value
@@ -124,16 +145,33 @@ def check_positive_int(argument: str, value: Any, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_positive_float(argument: str, value: Any, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as a float if it is a finite real number > 0 (≥ 0 with ``allow_zero``)."""
+def check_positive_float(argument: str, value: Any, *, allow_zero: bool = False, above: float = 0.0) -> float:
+    """Return ``value`` as a float if it is a finite real number > ``above`` (≥ with ``allow_zero``)."""
     if isinstance(value, bool) or not isinstance(value, int | float | _np_number()):
         raise InvalidType(f"{argument} must be a real number; got {type(value).__name__} {value!r}.")
     value = float(value)
-    bound_ok = value >= 0 if allow_zero else value > 0
+    bound_ok = value >= above if allow_zero else value > above
     if not math.isfinite(value) or not bound_ok:
-        expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
+        expected = f"a finite number {'>=' if allow_zero else '>'} {above:g}"
         raise InvalidArgument(f"{argument} must be {expected}; got {value!r}.")
     return value
+
+
+def check_seed(argument: str, value: Any) -> int:
+    """Return ``value`` as an ``int`` if it is a Python or NumPy integer in [0, 2**63) (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int | _np_integer()):
+        raise InvalidType(f"{argument} must be an integer; got {type(value).__name__} {value!r}.")
+    if not 0 <= value < 2**63:
+        raise InvalidArgument(f"{argument} must be an integer in [0, 2**63); got {value!r}.")
+    return int(value)
+
+
+def check_bool(argument: str, value: Any, *, allow_none: bool = False) -> bool | None:
+    """Return ``value`` if it is ``True`` or ``False`` (or ``None`` with ``allow_none``), else raise."""
+    if isinstance(value, bool) or (allow_none and value is None):
+        return value
+    expected = "True, False or None" if allow_none else "True or False"
+    raise InvalidType(f"{argument} must be {expected}; got {type(value).__name__} {value!r}.")
 
 
 def _np_integer() -> type:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ._tensor import as_tensor
+from ._tensor import as_tensor, check_shape
 from .activations import Activation, get_activation
 from .embeddings import Embedding
 from .errors import InvalidType, check_positive_int
@@ -74,7 +74,12 @@ def tangent_kernel(H: torch.Tensor, c: torch.Tensor, activation: str | Activatio
     for every scaling (the learning-rate factor of Table 1 absorbs the output multiplier).
     """
     act = get_activation(activation)
-    m = H.shape[0]
+    if not isinstance(H, torch.Tensor) or H.ndim != 2:
+        got = tuple(H.shape) if isinstance(H, torch.Tensor) else type(H).__name__
+        raise InvalidShape(f"H must be the features h_i(x_a), a tensor of shape (m, n); got {got}.")
+    m, n = H.shape
+    check_shape("c", c, (m,), "(m,)", f" to match H of shape (m, n) = {(m, n)}")
+    check_shape("G", G, (n, n), "(n, n)", f" to match H of shape (m, n) = {(m, n)}")
     S = act.deriv(H) * c[:, None]
     return (S.T @ S) * G / m
 

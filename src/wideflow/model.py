@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ._tensor import as_tensor, resolve_device, resolve_dtype
+from ._version import __version__
 from .activations import Activation, get_activation
 from .embeddings import (
     DeepRandomFeatures,
@@ -27,7 +28,19 @@ from .embeddings import (
     as_embedding,
     from_spec,
 )
-from .errors import CheckpointError, InvalidArgument, check_positive_float, check_positive_int
+from .errors import (
+    CheckpointError,
+    FileMissing,
+    InvalidArgument,
+    InvalidShape,
+    OutputError,
+    UnknownName,
+    WideflowError,
+    check_bool,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 from .scalings import Scaling, get_scaling
 
 __all__ = ["WideNet", "Shallow", "P3L", "PartiallyTrained", "load"]
@@ -80,21 +93,22 @@ class WideNet:
         bias: bool = False,
         d: int | None = None,
     ) -> None:
+        d = None if d is None else check_positive_int("d", d)
         self.embedding = as_embedding(embedding, d)
+        if d is not None and d != self.embedding.d:
+            raise InvalidShape(
+                f"d={d} was given, but the embedding {self.embedding!r} takes inputs of dimension "
+                f"d = {self.embedding.d}; drop d (it is only needed for a plain callable) or make them agree."
+            )
         self.m = check_positive_int("m", m)
         self.activation = get_activation(activation)
         self.scaling = get_scaling(scaling)
         self.c_hat = check_positive_float("c_hat", c_hat)
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-            raise InvalidArgument(f"seed must be an integer; got {type(seed).__name__} {seed!r}.")
-        self.seed = int(seed)
+        self.seed = check_seed("seed", seed)
         self.dtype = resolve_dtype(dtype)
         self.device = resolve_device(device)
-        for name, flag in (("train_c", train_c), ("bias", bias)):
-            if not isinstance(flag, bool):
-                raise InvalidArgument(f"{name} must be True or False; got {flag!r}.")
-        self.train_c = train_c
-        self.bias = bias
+        self.train_c = check_bool("train_c", train_c)
+        self.bias = check_bool("bias", bias)
         if self.scaling.symmetrize and self.m % 2:
             raise InvalidArgument(
                 f"m={self.m} is odd, but scaling='ntk' symmetrizes the initialization (neuron i + m/2 copies "
@@ -139,7 +153,8 @@ class WideNet:
 
     @W.setter
     def W(self, value: torch.Tensor) -> None:
-        value = as_tensor("W", value, ndim=2, dtype=self.dtype, device=self.device, rows=self.m, cols=self.D)
+        value = as_tensor("W", value, ndim=2, dtype=self.dtype, device=self.device, rows=self.m, cols=self.D,
+                          rows_name="m", rows_what="the width", cols_name="D", cols_what="the embedding dimension")
         self._W, self._W_thunk = value, None
 
     def _set_lazy_W(self, thunk: Callable[[], torch.Tensor]) -> None:
@@ -248,6 +263,7 @@ class WideNet:
             )
         state = {
             "format": _SAVE_FORMAT,
+            "wideflow_version": __version__,
             "config": self.config,
             "embedding_weights": [w.cpu() for w in getattr(self.embedding, "_weights", lambda: [])()],
             "c": self.c.cpu(),
@@ -284,38 +300,94 @@ def readout(S: torch.Tensor, c: torch.Tensor, s_o: float, paired: bool) -> torch
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: never a half-written file."""
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename: a reader (or a run killed at
+    any instant) sees either the previous file or the complete new one, never a half-written file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise OutputError(f"cannot write to {str(path)!r}: it is a folder; give a file name.")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
+            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"could not write {str(path)!r}: {exc.strerror or exc}.") from None
     return path
+
+
+def read_torch_file(path: str | os.PathLike, what: str, *, version: int, keys: set[str], hint: str) -> dict:
+    """Read a dict that wideflow wrote with :func:`atomic_torch_save` (tensors, numbers, strings and containers
+    only, so ``torch.load(weights_only=True)``), and check its format ``version`` and ``keys``.
+
+    Raises :class:`FileMissing` or :class:`CheckpointError` naming the path, ``what`` was expected and ``hint``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileMissing(f"{str(path)!r} does not exist; expected {what}.")
+    if p.is_dir():
+        raise CheckpointError(f"{str(path)!r} is a folder; expected {what} (a file).")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling raises many types; all mean "not this kind of file"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckpointError(f"could not read {str(path)!r} as {what}: {type(exc).__name__}: {first}") from None
+    if not isinstance(state, dict) or state.get("format") != version or not keys <= set(state):
+        raise CheckpointError(f"{str(path)!r} is not {what} (format {version}); {hint}")
+    return state
 
 
 _CLASSES: dict[str, type[WideNet]] = {}
 
 
 def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> WideNet:
-    """Rebuild a model written by :meth:`WideNet.save`."""
-    try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(f"could not read a wideflow model from {str(path)!r}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != _SAVE_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a wideflow model file (format {_SAVE_FORMAT}).")
+    """Rebuild a model written by :meth:`WideNet.save`, on ``device``, with identical predictions.
+
+    The file holds the configuration (class, embedding spec with its seed, width, activation, scaling, ĉ,
+    dtype, flags), the embedding's random weights and the parameters c, W, b; nothing is re-drawn.
+    """
+    device = resolve_device(device)
+    state = read_torch_file(
+        path, "a wideflow model file written by WideNet.save", version=_SAVE_FORMAT,
+        keys={"format", "config", "embedding_weights", "c", "W", "b"},
+        hint="training checkpoints are resumed with train(..., resume=PATH) instead.",
+    )
     cfg = dict(state["config"])
-    cls = _CLASSES.get(cfg.pop("class"), WideNet)
-    embedding = from_spec(cfg.pop("embedding"))
-    for master, saved in zip(getattr(embedding, "_weights", lambda: [])(), state["embedding_weights"], strict=True):
-        master.copy_(saved)
-    model = cls.__new__(cls)
-    WideNet.__init__(model, embedding, device=device, **cfg)
-    model.c = state["c"].to(model.device, model.dtype)
-    model._W = state["W"].to(model.device, model.dtype)
-    model.b = None if state["b"] is None else state["b"].to(model.device, model.dtype)
+    cls = _CLASSES.get(cfg.pop("class", None), WideNet)
+    try:
+        embedding = from_spec(cfg.pop("embedding"))
+        model = cls.__new__(cls)
+        WideNet.__init__(model, embedding, device=device, **cfg)
+    except UnknownName as exc:
+        raise CheckpointError(
+            f"{str(path)!r} names something this process does not know: {exc} A user activation must be "
+            "registered (wf.register_activation) before wf.load."
+        ) from None
+    except (WideflowError, TypeError, KeyError) as exc:
+        raise CheckpointError(f"{str(path)!r} holds an invalid model configuration: {exc}") from None
+    masters = getattr(embedding, "_weights", lambda: [])()
+    saved, c, W, b = state["embedding_weights"], state["c"], state["W"], state["b"]
+    if not (
+        len(masters) == len(saved)
+        and all(isinstance(x, torch.Tensor) and x.shape == y.shape for x, y in zip(saved, masters, strict=False))
+        and isinstance(c, torch.Tensor) and c.shape == (model.m,)
+        and isinstance(W, torch.Tensor) and W.shape == (model.m, model.D)
+        and (b is None if not model.bias else isinstance(b, torch.Tensor) and b.shape == (model.m,))
+    ):
+        raise CheckpointError(f"{str(path)!r} is corrupt: its parameters do not have the shapes its configuration says.")
+    for master, weights in zip(masters, saved, strict=True):
+        master.copy_(weights)
+    model.c = c.to(model.device, model.dtype)
+    model._W = W.to(model.device, model.dtype)
+    model.b = None if b is None else b.to(model.device, model.dtype)
     return model
 
 
@@ -333,9 +405,11 @@ class P3L(WideNet):
     """
 
     def __init__(self, d: int, m: int, D: int | None = None, **kwargs: Any) -> None:
+        m = check_positive_int("m", m)
         D = m if D is None else D
         act = kwargs.get("activation", "relu")
-        super().__init__(RandomFeatures(d, D, activation=act, seed=kwargs.get("seed", 0)), m, **kwargs)
+        seed = check_seed("seed", kwargs.get("seed", 0))
+        super().__init__(RandomFeatures(d, D, activation=act, seed=seed), m, **kwargs)
 
 
 class PartiallyTrained(WideNet):
@@ -347,9 +421,11 @@ class PartiallyTrained(WideNet):
 
     def __init__(self, d: int, m: int, D: int | None = None, depth: int = 3, **kwargs: Any) -> None:
         depth = check_positive_int("depth", depth, minimum=3)
+        m = check_positive_int("m", m)
         D = m if D is None else D
         act = kwargs.get("activation", "relu")
-        emb = DeepRandomFeatures(d, D, layers=depth - 2, activation=act, seed=kwargs.get("seed", 0))
+        seed = check_seed("seed", kwargs.get("seed", 0))
+        emb = DeepRandomFeatures(d, D, layers=depth - 2, activation=act, seed=seed)
         super().__init__(emb, m, **kwargs)
 
     @property

@@ -1,7 +1,9 @@
 """The ``wideflow`` command line: one module per sub-command, each with a ``register(subparsers)``.
 
-Errors that wideflow raises on purpose are printed on one line and exit with status 2; ``--debug``
-shows the traceback instead.
+Errors that wideflow raises on purpose (:class:`wideflow.errors.WideflowError`) and operating-system errors
+(a file that cannot be read or written) are printed on one line, ``wideflow: error: CLASS: message``, and
+exit with status 2, as argparse does for malformed options; ``--debug`` shows the traceback instead.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (WideflowError, FileNotFoundError) as exc:
+    except (WideflowError, OSError) as exc:
+        # errors of the input or of the machine (a file that cannot be read or written), not bugs: one line
         if args.debug:
             raise
-        print(f"wideflow: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        message = " ".join(str(exc).split())
+        print(f"wideflow: error: {type(exc).__name__}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("wideflow: interrupted", file=sys.stderr)

@@ -147,9 +147,8 @@ class BatchedKernelEngine:
 
         self.s_o = per_run([e.s_o for e in engines], 1)
         self.N = per_run([e.N for e in engines])
-        self.coef_B = per_run([e.coef_B for e in engines], 1)
-        self.coef_H = per_run([e.coef_H for e in engines], 1)
-        self._G_e = torch.empty_like(self.G)
+        self.coef_B = per_run([e.coef_B for e in engines], 1, 1)
+        self.coef_H = per_run([e.coef_H for e in engines], 1, 1)
         self.has_test = first.X_test is not None
         if self.has_test:
             self.H_test0 = stack("H_test0")
@@ -167,11 +166,10 @@ class BatchedKernelEngine:
         return f.mul_(self.s_o)
 
     def step(self, e: torch.Tensor) -> None:
-        """One GD step of every run, with Ã = c ⊙ σ'(H) and A = Ã diag(e) (spec §8):
-        B += coef_B Ã diag(e);  H += Ã (coef_H diag(e) G), the residual folded into the n×n factor."""
-        A = self.act.deriv(self.H).mul_(self.c[:, :, None])
-        self.B.addcmul_(A, (self.coef_B * e)[:, None, :])
-        self.H.baddbmm_(A, torch.mul(self.G, (self.coef_H * e)[:, :, None], out=self._G_e))
+        """One GD step of every run: A = σ'(H) ⊙ c ⊙ e; B += coef_B A; H += (coef_H A) G."""
+        A = self.act.deriv(self.H).mul_(self.c[:, :, None]).mul_(e[:, None, :])
+        self.B.addcmul_(A, self.coef_B)
+        self.H.baddbmm_(A.mul_(self.coef_H), self.G)
 
     def test_features(self) -> torch.Tensor:
         """H_test = H_test,0 + s_h D B G(X, X_test), shape (R, m, n_test)."""
@@ -249,32 +247,26 @@ def _train(engines: list[KernelEngine], y_tests: list[torch.Tensor | None],
     if any(record):
         _record(arrays, record, batch.H, batch.H_test0 if batch.has_test else None, "0")
     rows: list[list[dict[str, float]]] = [[] for _ in engines]
-    # wideflow.train's divergence test: the loss of any step non-finite or above factor × max(L_0, loss of the
-    # zero predictor); the largest loss since the last logging step is kept (NaN propagates through maximum)
-    limit = _DIVERGENCE_FACTOR * 0.5 * (batch.y * batch.y).sum(dim=1) / batch.N
-    worst = torch.full_like(limit, -math.inf)
+    initial: list[float] = []
     diverged: set[int] = set()
     H_test = None
     for k in range(steps + 1):
         f = batch.outputs(batch.H)
         e = f - batch.y
-        loss = 0.5 * (e * e).sum(dim=1) / batch.N
-        if k == 0:
-            limit = torch.maximum(limit, _DIVERGENCE_FACTOR * loss)
-        torch.maximum(worst, loss, out=worst)
         if k % log_every == 0 or k == steps:
-            bad = ~torch.isfinite(worst) | (worst > limit)
-            diverged.update(int(r) for r in bad.nonzero().flatten())
-            worst.fill_(-math.inf)
-            losses = loss.tolist()
+            losses = (0.5 * (e * e).sum(dim=1) / batch.N).tolist()
             tests = None
             if y_test is not None:
                 H_test = batch.test_features()
                 tests = (0.5 * ((batch.outputs(H_test) - y_test) ** 2).mean(dim=1)).tolist()
-            for r, value in enumerate(losses):
+            if not initial:
+                initial = losses
+            for r, loss in enumerate(losses):
+                if not math.isfinite(loss) or loss > _DIVERGENCE_FACTOR * max(initial[r], 1e-300):
+                    diverged.add(r)
                 if r in diverged:
                     continue
-                row = {"step": k, "time": k * deltas[r], "train_loss": value}
+                row = {"step": k, "time": k * deltas[r], "train_loss": loss}
                 if tests is not None:
                     row["test_error"] = tests[r]
                 rows[r].append(row)

@@ -1,0 +1,486 @@
+"""Every bad input of the public API gets a clear error (issue 7).
+
+``CASES`` is the single list of bad inputs: each is the exact code a user would write, the exception it
+must raise (a :class:`wideflow.errors.WideflowError` that is also a ``ValueError``/``TypeError``/
+``RuntimeError``/``FileNotFoundError``) and words the message must contain (the argument, the value and
+what was expected). The table in ``docs/errors.md`` is rendered from the same list by
+``python tests/test_errors.py``, and :func:`test_docs_table_is_current` fails when the two drift.
+Command-line cases (``wideflow ...``) must print exactly one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import wideflow as wf
+from wideflow import errors as E
+from wideflow.cli import main as cli_main
+from wideflow.dynamics import max_stable_step_size
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+
+# Small sizes put in front of every `wideflow train` case, so that a case that does run stays fast.
+CLI_BASE = ["-n", "8", "--n-test", "8", "-d", "3", "-m", "10", "--steps", "5", "--log-every", "5",
+            "--data", "random_labels"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: ``code`` is evaluated (or, starting with ``wideflow``, run as a command line)."""
+
+    entry: str
+    code: str
+    error: type[Exception]
+    mentions: tuple[str, ...]
+    portable: bool = True  # False: the message depends on the machine (e.g. which GPUs it has)
+
+
+C = Case
+CASES: list[Case] = [
+    # ---------------------------------------------------------------- models
+    C("models", "wf.Shallow(3, 0)", E.InvalidArgument, ("m", "0", ">= 1")),
+    C("models", "wf.Shallow(3, -5)", E.InvalidArgument, ("m", "-5", ">= 1")),
+    C("models", "wf.Shallow(3, 10.5)", E.InvalidType, ("m", "10.5", "integer")),
+    C("models", "wf.Shallow(3, '10')", E.InvalidType, ("m", "'10'", "integer")),
+    C("models", "wf.Shallow(3, True)", E.InvalidType, ("m", "True", "integer")),
+    C("models", "wf.Shallow(0, 10)", E.InvalidArgument, ("d", "0", ">= 1")),
+    C("models", "wf.P3L(3, 10, D=0)", E.InvalidArgument, ("D", "0", ">= 1")),
+    C("models", "wf.P3L(3, 10, D=-4)", E.InvalidArgument, ("D", "-4", ">= 1")),
+    C("models", "wf.P3L(3, 10, D=12.0)", E.InvalidType, ("D", "12.0", "integer")),
+    C("models", "wf.PartiallyTrained(3, 10, 10, depth=2)", E.InvalidArgument, ("depth", "2", ">= 3")),
+    C("models", "wf.Shallow(3, 10, activation='rleu')", E.UnknownName, ("activation", "'rleu'", "'tanh'", "'relu'?")),
+    C("models", "wf.Shallow(3, 10, activation='ReLU')", E.UnknownName, ("activation", "'ReLU'", "'relu'?")),
+    C("models", "wf.Shallow(3, 10, activation=5)", E.InvalidType, ("activation", "5", "name")),
+    C("models", "wf.Shallow(3, 10, activation={'name': 'leaky_relu', 'slop': 0.2})", E.InvalidArgument,
+      ("leaky_relu", "slop", "slope")),
+    C("models", "wf.Shallow(3, 10, scaling='NTK')", E.UnknownName, ("scaling", "'NTK'", "'ntk'?")),
+    C("models", "wf.Shallow(3, 10, scaling='mean_field')", E.UnknownName, ("scaling", "'mean_field'", "'mf'", "'ours'")),
+    C("models", "wf.Shallow(3, 11, scaling='ntk')", E.InvalidArgument, ("m=11", "odd", "even")),
+    C("models", "wf.Shallow(3, 10, c_hat=0)", E.InvalidArgument, ("c_hat", "0", "> 0")),
+    C("models", "wf.Shallow(3, 10, c_hat=float('nan'))", E.InvalidArgument, ("c_hat", "nan", "finite")),
+    C("models", "wf.Shallow(3, 10, seed=1.5)", E.InvalidType, ("seed", "1.5", "integer")),
+    C("models", "wf.P3L(3, 10, seed='0')", E.InvalidType, ("seed", "'0'", "integer")),
+    C("models", "wf.Shallow(3, 10, dtype='float16')", E.InvalidType, ("dtype", "float16", "float64")),
+    C("models", "wf.Shallow(3, 10, dtype=torch.int64)", E.InvalidType, ("dtype", "int64", "float64")),
+    C("models", "wf.Shallow(3, 10, device='cuda:99')", E.InvalidArgument, ("device", "'cuda:99'"), portable=False),
+    C("models", "wf.Shallow(3, 10, device='gpu')", E.InvalidArgument, ("device", "'gpu'", "'cuda'")),
+    C("models", "wf.Shallow(3, 10, device='tpu:0')", E.InvalidArgument, ("device", "'tpu:0'", "'cpu'")),
+    C("models", "wf.Shallow(3, 10, train_c=1)", E.InvalidType, ("train_c", "1", "True or False")),
+    C("models", "wf.WideNet(lambda X: X, 10)", E.InvalidArgument, ("embedding", "d=")),
+    C("models", "wf.WideNet(wf.embeddings.Identity(3), 10, d=4)", E.InvalidShape, ("d=4", "3")),
+    C("models", "wf.WideNet('identity', 10)", E.InvalidType, ("embedding", "str", "Embedding")),
+    C("models", "wf.WideNet({'kind': 'identiy', 'd': 3}, 10)", E.UnknownName, ("'identiy'", "'identity'?")),
+    C("models", "wf.WideNet({'kind': 'identity', 'dim': 3}, 10)", E.InvalidArgument, ("identity", "'dim'", "'d'")),
+    C("models", "wf.WideNet(lambda X: X[:, 0], 10, d=3)", E.InvalidShape, ("embedding", "(n, D)", "(2,)")),
+    # ---------------------------------------------------------------- forward pass and parameters
+    C("forward", "model(X[:, :2])", E.InvalidShape, ("X", "2 columns", "d = 3")),
+    C("forward", "model(X[0])", E.InvalidShape, ("X", "(3,)", "(n, d)", "reshape")),
+    C("forward", "model(X[None])", E.InvalidShape, ("X", "(1, 8, 3)", "(n, d)")),
+    C("forward", "model(5.0)", E.InvalidShape, ("X", "()", "(n, d)")),
+    C("forward", "model(torch.empty(0, 3))", E.InvalidShape, ("X", "empty", "(0, 3)")),
+    C("forward", "model(X_nan)", E.NonFiniteInput, ("X", "1 NaN", "finite")),
+    C("forward", "model(X_inf)", E.NonFiniteInput, ("X", "Inf", "finite")),
+    C("forward", "wf.Shallow(3, 10, dtype='float32')(X * 1e300)", E.NonFiniteInput, ("X", "float32", "finite")),
+    C("forward", "model(X > 0)", E.InvalidType, ("X", "torch.bool", "real")),
+    C("forward", "model(X.to(torch.complex128))", E.InvalidType, ("X", "complex128", "real")),
+    C("forward", "model([['a', 'b', 'c']])", E.InvalidType, ("X", "<U1", "real")),
+    C("forward", "model([[1.0, 2.0, 3.0], [4.0]])", E.InvalidType, ("X", "numeric")),
+    C("forward", "model(np.array([[1, None, 3]]))", E.InvalidType, ("X", "object", "real")),
+    C("forward", "model.features(X[:, :2])", E.InvalidShape, ("X", "2 columns", "d = 3")),
+    C("forward", "model.embed(X_nan)", E.NonFiniteInput, ("X", "NaN", "finite")),
+    C("forward", "model.W = torch.zeros(10, 4)", E.InvalidShape, ("W", "4 columns", "10, 3")),
+    C("forward", "model.W = torch.zeros(9, 3)", E.InvalidShape, ("W", "9 rows", "10, 3")),
+    C("forward", "model.to(device='cuda:99')", E.InvalidArgument, ("device", "'cuda:99'"), portable=False),
+    C("forward", "model.to(dtype='float16')", E.InvalidType, ("dtype", "float16", "float64")),
+    # ---------------------------------------------------------------- train
+    C("train", "wf.train('model', X, y)", E.InvalidType, ("model", "str", "WideNet")),
+    C("train", "wf.train(model, X, y[:5])", E.InvalidShape, ("y", "5", "8")),
+    C("train", "wf.train(model, X[:, :2], y)", E.InvalidShape, ("X", "2 columns", "d = 3")),
+    C("train", "wf.train(model, X, y[:, None])", E.InvalidShape, ("y", "(8, 1)", "(n,)")),
+    C("train", "wf.train(model, X, y_nan)", E.NonFiniteInput, ("y", "NaN", "finite")),
+    C("train", "wf.train(model, X, y_inf)", E.NonFiniteInput, ("y", "Inf", "finite")),
+    C("train", "wf.train(model, X[:0], y[:0])", E.InvalidShape, ("X", "empty")),
+    C("train", "wf.train(model, X, y > 0)", E.InvalidType, ("y", "torch.bool", "real")),
+    C("train", "wf.train(model, X, ['a'] * 8)", E.InvalidType, ("y", "<U1", "real")),
+    C("train", "wf.train(model, X, y, steps=0)", E.InvalidArgument, ("steps", "0", ">= 1")),
+    C("train", "wf.train(model, X, y, steps=-10)", E.InvalidArgument, ("steps", "-10", ">= 1")),
+    C("train", "wf.train(model, X, y, steps=10.0)", E.InvalidType, ("steps", "10.0", "integer")),
+    C("train", "wf.train(model, X, y, step_size=0)", E.InvalidArgument, ("step_size", "0", "> 0")),
+    C("train", "wf.train(model, X, y, step_size=-0.1)", E.InvalidArgument, ("step_size", "-0.1", "> 0")),
+    C("train", "wf.train(model, X, y, step_size=float('inf'))", E.InvalidArgument, ("step_size", "inf", "finite")),
+    C("train", "wf.train(model, X, y, step_size=float('nan'))", E.InvalidArgument, ("step_size", "nan", "finite")),
+    C("train", "wf.train(model, X, y, step_size='1')", E.InvalidType, ("step_size", "'1'", "real number")),
+    C("train", "wf.train(model, X, y, log_every=0)", E.InvalidArgument, ("log_every", "0", ">= 1")),
+    C("train", "wf.train(model, X, y, reduction='avg')", E.UnknownName, ("reduction", "'avg'", "'mean'", "'sum'")),
+    C("train", "wf.train(model, X, y, method='kernal')", E.UnknownName, ("method", "'kernal'", "'kernel'?")),
+    C("train", "wf.train(wf.Shallow(3, 10, train_c=True), X, y, method='kernel')", E.KernelEngineUnavailable,
+      ("method='kernel'", "train_c", "'weights'")),
+    C("train", "wf.train(model, X, y, X_test=X)", E.InvalidArgument, ("X_test", "y_test", "together")),
+    C("train", "wf.train(model, X, y, X_test=X[:, :2], y_test=y)", E.InvalidShape, ("X_test", "2 columns", "d = 3")),
+    C("train", "wf.train(model, X, y, X_test=X, y_test=y[:3])", E.InvalidShape, ("y_test", "3", "8")),
+    C("train", "wf.train(model, X, y, X_test=X, y_test=y_nan)", E.NonFiniteInput, ("y_test", "NaN")),
+    C("train", "wf.train(model, X, y, divergence_factor=0.5)", E.InvalidArgument, ("divergence_factor", "0.5", "> 1")),
+    C("train", "wf.train(model, X, y, callbacks=[1])", E.InvalidType, ("callbacks", "int", "callable")),
+    C("train", "wf.train(model, X, y, callbacks=lambda state: {})", E.InvalidType, ("callbacks", "function", "list")),
+    C("train", "wf.train(model, X, y, steps=3, log_every=1, callbacks=[lambda state: 1.0])", E.InvalidType,
+      ("callback", "float", "dict")),
+    C("train", "wf.train(model, X, y, progress='yes')", E.InvalidType, ("progress", "'yes'", "True, False or None")),
+    C("train", "wf.train(model, X, y, checkpoint_every=100)", E.InvalidArgument, ("checkpoint_every", "checkpoint=")),
+    C("train", "wf.train(model, X, y, checkpoint='run.ckpt', checkpoint_every=150)", E.InvalidArgument,
+      ("checkpoint_every=150", "log_every=100", "multiple")),
+    C("train", "wf.train(model, X, y, checkpoint='a_folder')", E.InvalidArgument, ("checkpoint", "'a_folder'", "folder")),
+    C("train", "wf.train(model, X, y, resume='garbage.pt')", E.CheckpointError, ("'garbage.pt'", "checkpoint")),
+    C("train", "wf.train(model, X, y, resume='saved_model.pt')", E.CheckpointError,
+      ("'saved_model.pt'", "not a wideflow training checkpoint")),
+    C("train", "wf.train(model, X, y, steps=20, resume='other_run.ckpt')", E.CheckpointError,
+      ("'other_run.ckpt'", "steps", "same")),
+    C("train", "wf.train(model, X, y, step_size=1e6)", E.TrainingDiverged, ("step 1", "step_size=1e+06", "2N/λ_max")),
+    # ---------------------------------------------------------------- kernels
+    C("kernels", "wf.gram(model, X[:, :2])", E.InvalidShape, ("X", "2 columns", "d = 3")),
+    C("kernels", "wf.gram(model, X, X[:, :2])", E.InvalidShape, ("X2", "2 columns", "d = 3")),
+    C("kernels", "wf.gram(model, X_nan)", E.NonFiniteInput, ("X", "NaN")),
+    C("kernels", "wf.gram('model', X)", E.InvalidType, ("model", "str", "WideNet")),
+    C("kernels", "wf.gram(model, X, block=0)", E.InvalidArgument, ("block", "0", ">= 1")),
+    C("kernels", "wf.limit_gram(X, X[:, :2])", E.InvalidShape, ("X2", "2 columns", "3")),
+    C("kernels", "wf.limit_gram(X[0])", E.InvalidShape, ("X", "(3,)", "(n, d)")),
+    C("kernels", "wf.limit_gram(X, activation='rlu')", E.UnknownName, ("activation", "'rlu'", "'relu'?")),
+    C("kernels", "wf.tangent_kernel(H, c[:5], 'relu', G)", E.InvalidShape, ("c", "5", "10")),
+    C("kernels", "wf.tangent_kernel(H, c, 'relu', G[:4])", E.InvalidShape, ("G", "(4, 8)", "(8, 8)")),
+    C("kernels", "wf.tangent_kernel(H.T, c, 'relu', G)", E.InvalidShape, ("H", "(8, 10)", "(m, n)")),
+    # ---------------------------------------------------------------- data generators
+    C("data", "wf.data.random_labels(0, 3)", E.InvalidArgument, ("n", "0", ">= 1")),
+    C("data", "wf.data.random_labels(10, -1)", E.InvalidArgument, ("d", "-1", ">= 1")),
+    C("data", "wf.data.random_labels(10.0, 3)", E.InvalidType, ("n", "10.0", "integer")),
+    C("data", "wf.data.random_labels(10, 3, seed=1.5)", E.InvalidType, ("seed", "1.5", "integer")),
+    C("data", "wf.data.quadratic_teacher(10, 3, m_teacher=0)", E.InvalidArgument, ("m_teacher", "0", ">= 1")),
+    C("data", "wf.data.quadratic_teacher(10, 3, activation='relux')", E.UnknownName, ("activation", "'relux'", "'relu'?")),
+    C("data", "wf.data.axis_xor(10, 1)", E.InvalidArgument, ("d", "1", ">= 2")),
+    # ---------------------------------------------------------------- save and load
+    C("save/load", "wf.load('missing.pt')", E.FileMissing, ("'missing.pt'", "does not exist")),
+    C("save/load", "wf.load('garbage.pt')", E.CheckpointError, ("'garbage.pt'", "wideflow model")),
+    C("save/load", "wf.load('other_run.ckpt')", E.CheckpointError, ("'other_run.ckpt'", "not a wideflow model file")),
+    C("save/load", "wf.load('a_folder')", E.CheckpointError, ("'a_folder'", "folder")),
+    C("save/load", "wf.load('saved_model.pt', device='cuda:99')", E.InvalidArgument, ("device", "'cuda:99'"),
+      portable=False),
+    C("save/load", "wf.WideNet(lambda X: X, 10, d=3).save('callable.pt')", E.InvalidArgument, ("callable", "cannot be saved")),
+    # ---------------------------------------------------------------- building blocks
+    C("building blocks", "wf.get_activation('leaky_relu', slope=2.0)", E.InvalidArgument, ("slope", "2.0", "(0, 1]")),
+    C("building blocks", "wf.get_activation('sigmoid', slope=0.1)", E.InvalidArgument, ("sigmoid", "slope")),
+    C("building blocks", "wf.register_activation('relu', torch.relu, torch.sign)", E.InvalidArgument,
+      ("'relu'", "already registered", "overwrite=True")),
+    C("building blocks", "wf.get_scaling('lazy')", E.UnknownName, ("scaling", "'lazy'", "'ntk'")),
+    C("building blocks", "wf.embeddings.RandomFeatures(3, 0)", E.InvalidArgument, ("D", "0", ">= 1")),
+    C("building blocks", "wf.embeddings.DeepRandomFeatures(3, 10, layers=0)", E.InvalidArgument, ("layers", "0", ">= 1")),
+    C("building blocks", "wf.embeddings.Function(5, 3)", E.InvalidType, ("fn", "int", "callable")),
+    # ---------------------------------------------------------------- command line
+    C("command line", "wideflow train -m 0", E.InvalidArgument, ("m", "0", ">= 1")),
+    C("command line", "wideflow train --activation rleu", E.UnknownName, ("'rleu'", "'relu'?")),
+    C("command line", "wideflow train --scaling ntk -m 11", E.InvalidArgument, ("m=11", "even")),
+    C("command line", "wideflow train --device cuda:99", E.InvalidArgument, ("'cuda:99'",), portable=False),
+    C("command line", "wideflow train --steps 0", E.InvalidArgument, ("steps", "0")),
+    C("command line", "wideflow train --step-size -1", E.InvalidArgument, ("step_size", "-1")),
+    C("command line", "wideflow train --data axis_xor -d 1", E.InvalidArgument, ("d", "1", ">= 2")),
+    C("command line", "wideflow train -n 0", E.InvalidArgument, ("n", "0", ">= 1")),
+    C("command line", "wideflow train --method kernal", E.UnknownName, ("'kernal'", "'kernel'?")),
+    C("command line", "wideflow train --reduction avg", E.UnknownName, ("'avg'", "'mean'")),
+    C("command line", "wideflow train --step-size 1e6", E.TrainingDiverged, ("diverged", "2N/λ_max")),
+    C("command line", "wideflow train --out a_folder", IsADirectoryError, ("a_folder", "directory")),
+]
+
+
+# ------------------------------------------------------------------------------------------------ running
+@contextlib.contextmanager
+def _workspace() -> Iterator[dict[str, Any]]:
+    """A temporary working folder with the files the cases name, and the names their code uses."""
+    old = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        try:
+            X, y = wf.data.random_labels(8, 3, seed=0)
+            model = wf.Shallow(3, 10)
+            X_nan, X_inf, y_nan, y_inf = X.clone(), X.clone(), y.clone(), y.clone()
+            X_nan[2, 1] = float("nan")
+            X_inf[0, 0] = float("inf")
+            y_nan[3] = float("nan")
+            y_inf[3] = -float("inf")
+            Path("garbage.pt").write_bytes(b"this is not a torch file")
+            Path("a_folder").mkdir()
+            model.save("saved_model.pt")
+            wf.train(model, X, y, steps=2, log_every=1, checkpoint="other_run.ckpt", progress=False)
+            H = model.features(X).T
+            ns = {"wf": wf, "torch": torch, "np": np, "X": X, "y": y, "model": model, "X_nan": X_nan,
+                  "X_inf": X_inf, "y_nan": y_nan, "y_inf": y_inf, "H": H, "c": model.c, "G": wf.gram(model, X)}
+            yield ns
+        finally:
+            os.chdir(old)
+
+
+class _CliFailure(Exception):
+    def __init__(self, status: int, stderr: str) -> None:
+        super().__init__(stderr)
+        self.status, self.stderr = status, stderr
+
+
+def _run_cli(code: str) -> None:
+    argv = shlex.split(code)[1:]
+    argv = argv[:1] + CLI_BASE + argv[1:]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = cli_main(argv)
+    raise _CliFailure(status, err.getvalue())
+
+
+@dataclass
+class Outcome:
+    """What a case did: the exception class name and message (or ``None`` if nothing was raised)."""
+
+    error: str | None
+    message: str
+    clear: bool  # the expected class, a WideflowError, and every mentioned word in the message
+    problem: str = ""
+
+
+def run_case(case: Case, ns: dict[str, Any]) -> Outcome:
+    """Run one case in the namespace of :func:`_workspace` and judge its error."""
+    try:
+        if case.code.startswith("wideflow "):
+            _run_cli(case.code)
+        else:
+            exec(compile(case.code, "<case>", "exec"), dict(ns))
+    except _CliFailure as exc:
+        lines = exc.stderr.strip().splitlines()
+        if exc.status != 2 or len(lines) != 1 or not lines[0].startswith("wideflow: error: "):
+            return Outcome(None, exc.stderr, False, f"exit status {exc.status}, stderr {exc.stderr!r}")
+        name, _, message = lines[0].removeprefix("wideflow: error: ").partition(": ")
+        ok = name == case.error.__name__
+        return _judge(case, name, message, ok)
+    except Exception as exc:  # noqa: BLE001 - the point is to see what a user would see
+        return _judge(case, type(exc).__name__, str(exc), type(exc) is case.error and isinstance(exc, E.WideflowError))
+    return Outcome(None, "", False, "no error was raised")
+
+
+def _judge(case: Case, name: str, message: str, class_ok: bool) -> Outcome:
+    missing = [w for w in case.mentions if w not in message]
+    problem = "" if class_ok else f"raised {name}, expected {case.error.__name__}"
+    if missing:
+        problem += f" message lacks {missing}"
+    return Outcome(name, message, class_ok and not missing, problem.strip())
+
+
+# ------------------------------------------------------------------------------------------------ tests
+@pytest.fixture(scope="module")
+def outcomes() -> list[Outcome]:
+    torch.set_num_threads(2)
+    with _workspace() as ns:
+        return [run_case(case, ns) for case in CASES]
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c.code for c in CASES])
+def test_bad_input_gets_a_clear_error(index: int, outcomes: list[Outcome]) -> None:
+    outcome = outcomes[index]
+    assert outcome.clear, f"{CASES[index].code}: {outcome.problem}; message: {outcome.message!r}"
+
+
+def test_error_classes_are_builtin_subclasses() -> None:
+    """Generic handlers keep working: every concrete class is also a built-in exception."""
+    builtin = (ValueError, TypeError, RuntimeError, FileNotFoundError)
+    for name in E.__all__:
+        cls = getattr(E, name)
+        if cls is not E.WideflowError:
+            assert issubclass(cls, E.WideflowError) and issubclass(cls, builtin), name
+
+
+def test_debug_flag_shows_the_traceback() -> None:
+    """``--debug`` re-raises the exception instead of printing one line."""
+    with pytest.raises(E.InvalidArgument, match="m must be"):
+        cli_main(["--debug", "train", *CLI_BASE, "-m", "0"])
+
+
+def test_docs_table_is_current(outcomes: list[Outcome]) -> None:
+    """docs/errors.md is what `python tests/test_errors.py` renders from CASES (portable messages)."""
+    want = render(outcomes).splitlines()
+    have = DOC.read_text(encoding="utf-8").splitlines()
+    assert len(have) == len(want), "docs/errors.md is stale: run `python tests/test_errors.py`"
+    for i, (h, w) in enumerate(zip(have, want, strict=True)):
+        if h != w and not _nonportable_row(w):
+            pytest.fail(f"docs/errors.md line {i + 1} is stale: run `python tests/test_errors.py`\n{h}\n{w}")
+
+
+# ------------------------------------------------------------------------------------------------ divergence
+def _autograd_max_step(model: wf.WideNet, X: torch.Tensor) -> float:
+    """2N/λ_max of K = Σ_θ (lr factor of θ)·J_θ J_θᵀ, with the Jacobians J_θ = ∂f/∂θ taken by autograd
+    through f = s_o σ(s_h Φ Wᵀ + b) c (eqs. (2)-(3)), independently of wideflow's formula."""
+    Phi = model.embed(X)
+    b0 = torch.zeros(model.m, dtype=model.dtype) if model.b is None else model.b
+
+    def f(W: torch.Tensor, c: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return model.s_o * model.activation(model.s_h * Phi @ W.T + b) @ c
+
+    JW, Jc, Jb = torch.func.jacrev(f, argnums=(0, 1, 2))(model.W, model.c, b0)
+    K = model.scaling.lr_factor(model.m, model.D) * JW.flatten(1) @ JW.flatten(1).T
+    neuron = model.scaling.neuron_lr_factor(model.m)
+    if model.train_c:
+        K = K + neuron * Jc @ Jc.T
+    if model.bias:
+        K = K + neuron * Jb @ Jb.T
+    return 2 * X.shape[0] / float(torch.linalg.eigvalsh(K)[-1])
+
+
+@pytest.mark.parametrize("scaling", ["ours", "ntk", "mf"])
+@pytest.mark.parametrize("flags", [{}, {"train_c": True}, {"bias": True}, {"train_c": True, "bias": True}])
+def test_max_stable_step_size_is_2N_over_lambda_max(scaling: str, flags: dict) -> None:
+    """wideflow's δ_max (tangent kernel formula with the c and b terms) equals the autograd one."""
+    X, _ = wf.data.random_labels(7, 3, seed=2)
+    model = wf.P3L(3, 10, 6, scaling=scaling, activation="tanh", seed=3, **flags)
+    if model.b is not None:
+        model.b = 0.3 * torch.randn(model.m, dtype=model.dtype, generator=torch.Generator().manual_seed(0))
+    # float64 eigenvalues of a 7x7 matrix assembled in two different orders: agreement to ~1e-15 relative;
+    # 1e-10 leaves room for the conditioning of λ_max
+    assert max_stable_step_size(model, X) == pytest.approx(_autograd_max_step(model, X), rel=1e-10)
+    assert max_stable_step_size(model, X, "sum") == pytest.approx(max_stable_step_size(model, X) / 7, rel=1e-12)
+
+
+DIVERGENCE_MODELS = {
+    # σ linear: f is linear in W, so e_{k+1} = (I − (δ/N) K) e_k exactly and δ_max is the exact threshold
+    "linear": lambda: wf.Shallow(5, 64, activation="linear"),
+    "relu_ntk": lambda: wf.Shallow(5, 512, scaling="ntk"),
+    "relu_ours": lambda: wf.Shallow(5, 512),
+}
+
+
+@pytest.mark.parametrize("name", list(DIVERGENCE_MODELS))
+def test_converges_below_max_step_and_diverges_above_twice_it(name: str) -> None:
+    """GD at 0.9·δ_max converges; at 2.5·δ_max it raises TrainingDiverged within a few dozen steps.
+
+    Between 2 and about 2.5 times δ_max ReLU nets may "catapult" (the loss spikes, the kernel shrinks, then
+    GD converges; Lewkowycz et al. 2020): measured over seeds 0-1 and m ∈ {512, 4096}, 2.05·δ_max diverged
+    in 1 of 8 runs, 2.2·δ_max in 5 of 8, and 2.5·δ_max in 8 of 8, at steps 12-16. So 2.5 is tested.
+    """
+    X, y = wf.data.random_labels(16, 5, seed=1)
+    model = DIVERGENCE_MODELS[name]()
+    dmax = max_stable_step_size(model, X)
+    result = wf.train(model, X, y, steps=300, step_size=0.9 * dmax, log_every=20, progress=False)
+    loss = result.history["train_loss"].to_numpy()
+    if name == "linear":
+        # every mode of the residual shrinks by |1 − δλ_i/N| ≤ 0.8 per step: the loss never increases
+        assert np.all(np.diff(loss) <= 1e-15)
+    else:
+        # measured final/initial loss after 300 steps: 3e-2 (ours), 3e-4 (ntk); 0.1 is the bound
+        assert loss[-1] < 0.1 * loss[0]
+    with pytest.raises(E.TrainingDiverged) as info:
+        wf.train(model, X, y, steps=300, step_size=2.5 * dmax, log_every=20, progress=False)
+    err = info.value
+    assert err.step <= 60 and err.max_stable_step_size == pytest.approx(dmax, rel=1e-12)
+    assert err.last_finite_state is not None and err.last_finite_state.step < err.step
+    assert math.isfinite(err.last_finite_state.train_loss)
+    assert list(err.history["step"]) == list(range(0, err.last_finite_state.step + 1, 20))
+    if name == "linear":
+        with pytest.raises(E.TrainingDiverged):  # the linear model's threshold is exact: 1.1·δ_max diverges too
+            wf.train(model, X, y, steps=300, step_size=1.1 * dmax, log_every=20, progress=False)
+
+
+def test_blow_up_between_logging_steps_is_caught() -> None:
+    """A loss that explodes and comes back (every ReLU dies after a huge step) between two history rows
+    is still caught, at the step it happened: the loss of every step is checked, not only logged ones."""
+    X, y = wf.data.random_labels(16, 5, seed=1)
+    model = wf.Shallow(5, 512)
+    dmax = max_stable_step_size(model, X)
+    with pytest.raises(E.TrainingDiverged) as every_step:
+        wf.train(model, X, y, steps=200, step_size=3 * dmax, log_every=1, progress=False)
+    with pytest.raises(E.TrainingDiverged) as sparse:
+        wf.train(model, X, y, steps=200, step_size=3 * dmax, log_every=200, progress=False)
+    assert sparse.value.step == every_step.value.step < 200
+    assert f"detected at step 200" in str(sparse.value)
+    assert sparse.value.last_finite_state.step == 0 and len(sparse.value.history) == 1
+
+
+def test_initial_loss_near_zero_is_not_divergence() -> None:
+    """NTK's symmetrized start has f_0 = 0; with y tiny, L_0 ~ 1e-30, yet ordinary training is not flagged."""
+    X, y = wf.data.random_labels(8, 3, seed=0)
+    model = wf.Shallow(3, 64, scaling="ntk")
+    wf.train(model, X, 1e-15 * y, steps=50, log_every=10, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ the doc
+HEADER = """\
+# Errors: each bad input and what it gets
+
+Every error wideflow raises on purpose is a `wideflow.errors.WideflowError`, and each concrete class is also a
+built-in exception, so `except ValueError` keeps working:
+
+| class | also a | raised for |
+|---|---|---|
+| `InvalidArgument` | `ValueError` | a value outside what the function accepts (m ≤ 0, step_size ≤ 0, odd m under NTK, a device that does not exist, ...) |
+| `InvalidShape` | `ValueError` (via `InvalidArgument`) | an array with the wrong number of dimensions or sizes: n differing between X and y, d not matching the model, empty data |
+| `NonFiniteInput` | `ValueError` (via `InvalidArgument`) | NaN or Inf in an input array |
+| `UnknownName` | `ValueError` (via `InvalidArgument`) | an unknown activation, scaling, method, reduction or embedding kind; lists the valid names and suggests the closest |
+| `KernelEngineUnavailable` | `ValueError` (via `InvalidArgument`) | `method="kernel"` with an option only the weight-space engine runs |
+| `InvalidType` | `TypeError` | the wrong type or dtype (bool, complex, strings, objects; a float where an integer is needed) |
+| `FileMissing` | `FileNotFoundError` | a file to read does not exist |
+| `CheckpointError` | `RuntimeError` | a model or checkpoint file that cannot be read or belongs to another run |
+| `OutputError` | `RuntimeError` | a result file that cannot be written |
+| `TrainingDiverged` | `RuntimeError` | the loss became non-finite or exploded; carries `step`, `last_finite_state`, `max_stable_step_size` (2N/λ_max(K_0)) and `history` |
+
+The command line prints the same error on one line, `wideflow: error: CLASS: message`, and exits with status 2;
+`wideflow --debug ...` shows the traceback instead.
+
+## The bad inputs tried
+
+Generated by `python tests/test_errors.py` from the list `CASES` that `tests/test_errors.py` runs, so this table
+and the tests cannot drift. The names in the code are: `X, y = wf.data.random_labels(8, 3)`,
+`model = wf.Shallow(3, 10)`, `X_nan`/`X_inf`/`y_nan`/`y_inf` (copies with one NaN or Inf entry),
+`H = model.features(X).T`, `c = model.c`, `G = wf.gram(model, X)`; the files `garbage.pt` (not a torch
+file), `saved_model.pt` (a saved model), `other_run.ckpt` (a checkpoint of another run) and the folder
+`a_folder` exist. Command lines are run with `{cli}` in front of their own options. Messages marked † depend on
+the machine (they were rendered on one without CUDA).
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _nonportable_row(line: str) -> bool:
+    return line.endswith("† |")
+
+
+def render(outcomes: list[Outcome]) -> str:
+    """The Markdown of docs/errors.md for the given outcomes of CASES."""
+    out = [HEADER.format(cli=" ".join(CLI_BASE))]
+    entry = None
+    for i, (case, outcome) in enumerate(zip(CASES, outcomes, strict=True), 1):
+        if case.entry != entry:
+            entry = case.entry
+            out += ["", f"### {entry}", "", "| # | code | error | message |", "|---|---|---|---|"]
+        mark = "" if case.portable else " †"
+        out.append(f"| {i} | `{_cell(case.code)}` | `{outcome.error}` | {_cell(outcome.message)}{mark} |")
+    clear = sum(o.clear for o in outcomes)
+    out += ["", f"**{clear} of {len(CASES)} bad inputs get a clear error** (the expected class, naming the argument, "
+            "the value and what was expected).", ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    with _workspace() as namespace:
+        results = [run_case(case, namespace) for case in CASES]
+    for case, result in zip(CASES, results, strict=True):
+        if not result.clear:
+            print(f"NOT CLEAR: {case.code}: {result.problem}: {result.message!r}", file=sys.stderr)
+    DOC.parent.mkdir(exist_ok=True)
+    DOC.write_text(render(results), encoding="utf-8")
+    print(f"wrote {DOC}: {sum(r.clear for r in results)} of {len(CASES)} clear")
