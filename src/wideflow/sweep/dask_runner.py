@@ -68,8 +68,8 @@ def run_sweep(
     scheduler: ``None`` for an embedded LocalCluster; the address of a running scheduler
         (``"tcp://host:8786"``); or a ``distributed.Client``.
     n_workers: worker processes of the embedded LocalCluster (default: one per core, at most one per run).
-    torch_threads: torch threads per task; default ``cores // n_workers`` on the LocalCluster, and
-        ``cpu_count // threads of the worker`` on an existing cluster.
+    torch_threads: torch threads per task; default ``cores // n_workers`` on the LocalCluster, and on an
+        existing cluster the cores of each host divided by the Dask threads of all its workers.
     progress: a progress bar over runs (with ETA) on standard error, and a line per failed run.
     batch: train compatible small runs together (:mod:`~wideflow.sweep.batched`): ``True`` (batches of at
         most 32 runs), ``False``, or the largest batch size.
@@ -77,7 +77,8 @@ def run_sweep(
 
     Returns one row per configuration, in order: run_id, status ("ok" or "failed"), error, the flattened
     configuration and the metrics (see :func:`wideflow.sweep.load_results`). Runs finished before (this
-    call or an interrupted one) are read from the store, not run again.
+    call or an interrupted one) are read from the store, not run again; a configuration listed twice is
+    run once and has two rows.
     """
     normalized = []
     for i, config in enumerate(configs):
@@ -86,19 +87,16 @@ def run_sweep(
         except (InvalidArgument, InvalidType) as exc:
             raise type(exc)(f"configs[{i}]: {exc}") from None
     ids = [run_id(c) for c in normalized]
-    if len(set(ids)) != len(ids):
-        dup = next(rid for rid in ids if ids.count(rid) > 1)
-        where = [i for i, rid in enumerate(ids) if rid == dup]
-        raise InvalidArgument(f"configs {where} are the same run (run_id {dup}); give each run once.")
     max_batch = _max_batch(batch)
     retries = check_positive_int("retries", retries, minimum=0)
     if scheduler is not None and n_workers is not None:
         raise InvalidArgument("n_workers only sizes the embedded LocalCluster; it cannot be given with scheduler.")
     st = Store(store)
-    missing = [c for c, rid in zip(normalized, ids, strict=True) if not st.finished(rid)]
+    unique = dict(zip(ids, normalized, strict=True))  # a run listed twice runs once
+    missing = [c for rid, c in unique.items() if not st.finished(rid)]
     if missing:
         _execute(missing, st, scheduler=scheduler, n_workers=n_workers, torch_threads=torch_threads,
-                 progress=progress, max_batch=max_batch, retries=retries, total=len(ids))
+                 progress=progress, max_batch=max_batch, retries=retries, total=len(unique))
     return st.table(ids)
 
 
@@ -137,8 +135,11 @@ def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_w
                     bar.update(1)
                 bar.set_postfix(failed=failures, refresh=False)
                 future.release()
-        except BaseException:
+        except BaseException as exc:
             client.cancel(list(futures))
+            if isinstance(exc, KeyboardInterrupt) and progress:
+                bar.write(f"wideflow: sweep interrupted; {bar.n} of {total} runs are in {store.path}, and running "
+                          "the same sweep again runs only the rest.", file=sys.stderr)
             raise
         finally:
             bar.close()
@@ -158,19 +159,35 @@ def _failure_line(outcome: Outcome) -> str:
             f"  config: {json.dumps(outcome.config, sort_keys=True)}")
 
 
-def _run_task(configs: list[dict[str, Any]], torch_threads: int | None) -> list[Outcome]:
-    """What a worker runs: one task of :func:`~wideflow.sweep.batched.plan`, with torch's threads set."""
-    if torch_threads is None:
+def _run_task(configs: list[dict[str, Any]], torch_threads: int | dict[str, int]) -> list[Outcome]:
+    """What a worker runs: one task of :func:`~wideflow.sweep.batched.plan`, with torch's threads set.
+
+    ``torch_threads`` is a number, or a map from worker address to number (a worker started after the
+    map was made, e.g. in place of one that died, takes 1)."""
+    if isinstance(torch_threads, dict):
         from distributed import get_worker
 
-        torch_threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+        torch_threads = torch_threads.get(get_worker().address, 1)
     torch.set_num_threads(torch_threads)
     return run_group(configs)
 
 
+def _threads_per_worker(client: Any) -> dict[str, int]:
+    """Torch threads for the tasks of each worker of an existing cluster: the cores of its host shared
+    among all the Dask threads of the workers on that host, so that no host is oversubscribed."""
+    from distributed.comm import get_address_host
+
+    cores = client.run(available_cores)
+    nthreads = client.nthreads()
+    per_host: dict[str, int] = {}
+    for addr, k in nthreads.items():
+        per_host[get_address_host(addr)] = per_host.get(get_address_host(addr), 0) + k
+    return {addr: max(1, cores[addr] // per_host[get_address_host(addr)]) for addr in nthreads if addr in cores}
+
+
 @contextlib.contextmanager
 def _client(scheduler: Any, n_workers: int | None, torch_threads: int | None, n_runs: int,
-            retries: int) -> Iterator[tuple[Any, int, int | None]]:
+            retries: int) -> Iterator[tuple[Any, int, int | dict[str, int]]]:
     """(client, number of task slots, torch threads per task) for the chosen cluster."""
     import dask
     from distributed import Client, LocalCluster
@@ -178,18 +195,19 @@ def _client(scheduler: Any, n_workers: int | None, torch_threads: int | None, n_
     if torch_threads is not None:
         torch_threads = check_positive_int("torch_threads", torch_threads)
     if isinstance(scheduler, Client):
-        yield scheduler, max(1, sum(scheduler.nthreads().values())), torch_threads
+        yield scheduler, max(1, sum(scheduler.nthreads().values())), torch_threads or _threads_per_worker(scheduler)
         return
     if scheduler is not None:
         if not isinstance(scheduler, str):
             raise InvalidType(f"scheduler must be an address such as 'tcp://host:8786' or a Client; got {scheduler!r}.")
         with Client(scheduler) as client:
-            yield client, max(1, sum(client.nthreads().values())), torch_threads
+            yield client, max(1, sum(client.nthreads().values())), torch_threads or _threads_per_worker(client)
         return
     cores = available_cores()
     workers = check_positive_int("n_workers", n_workers) if n_workers is not None else min(cores, n_runs)
     threads = torch_threads or max(1, cores // workers)
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        # ":0": the scheduler's HTTP server (health, dashboard) on a free port, never a clash with a running one
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             yield client, workers, threads
