@@ -12,6 +12,9 @@ import wideflow as wf
 from wideflow.errors import InvalidArgument, InvalidType
 from wideflow.interop import xavier_network
 
+# Every problem here is tiny (m ≤ 96, n ≤ 50): one torch thread (see conftest.one_torch_thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # Outputs are O(1) sums of at most a few hundred terms: the two evaluation orders differ by at most
 # ~100·eps·max|term| (eps = 2.2e-16 in float64, 1.2e-7 in float32), so 1e-12 and 1e-5 leave a margin of ≥ 10x.
 ATOL = {torch.float64: 1e-12, torch.float32: 1e-5}
