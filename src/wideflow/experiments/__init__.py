@@ -1,0 +1,21 @@
+"""The paper's experiments (spec §5), one module each, and the driver that reproduces them.
+
+- :mod:`.exp1`: Experiment 1 / Figure 1, random labels fitted by the shallow net (Corollary 1);
+- :mod:`.exp2`: Experiment 2 / Figure 2, quadratic embedding against the plain shallow net;
+- :mod:`.exp3`: Experiment 3 / Figures 3-4, the P-3L net under the three scalings of Table 1;
+- :func:`reproduce`: grids through :func:`wideflow.sweep.run_sweep`, then tables, figures, claims and
+  ``summary.json`` per experiment; :func:`write_report` writes ``REPORT.md`` over all of them.
+
+Each experiment module defines ``NAME``, ``TITLE``, ``KEYS`` (its preset table's keys and validators),
+``configs(settings)`` (its run configurations), ``tables(runs, history, arrays, settings)`` (tidy
+DataFrames from the results), ``figures(tables, folder, settings)`` and ``claims(tables, settings)``
+(the paper's claims with the measured numbers and a verdict), so that the verdicts are plain functions
+of DataFrames.
+"""
+
+from .common import PRESETS, Claim, load_preset, preset_path
+from .report import write_report
+from .reproduce import EXPERIMENTS, RunsFailed, reproduce
+
+__all__ = ["EXPERIMENTS", "PRESETS", "Claim", "RunsFailed", "load_preset", "preset_path", "reproduce",
+           "write_report"]

@@ -1,0 +1,364 @@
+"""Shared pieces of the reproductions (spec §5): presets, claims, fits and the files an experiment writes.
+
+A **preset** is a plain TOML file (``wideflow/presets/{quick,paper,tiny}.toml``; users copy and edit one
+and pass it with ``--config``). Its ``[run]`` table holds the settings every experiment shares (seeds,
+step size δ, loss reduction, activation, ĉ, dtype, device, test-set size) and each ``[expK]`` table the
+grid of one experiment; a key of ``[run]`` repeated in ``[expK]`` overrides it for that experiment.
+
+A **claim** is one statement of the paper with the numbers this run measured and the verdict of a
+stated, fixed criterion on them: whether the run reproduced it.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..activations import get_activation
+from ..dynamics import METHODS, REDUCTIONS
+from ..errors import (
+    InvalidArgument,
+    InvalidType,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+    unknown_name,
+)
+
+__all__ = [
+    "PRESETS",
+    "RUN_KEYS",
+    "Claim",
+    "load_preset",
+    "preset_path",
+    "experiment_settings",
+    "seed_list",
+    "model_section",
+    "train_section",
+    "loglinear_fit",
+    "is_linear",
+    "LINEAR_CRITERION",
+    "loglog_slope",
+    "palette",
+    "plot_over_seeds",
+    "n_axis",
+    "seeds_label",
+    "save_figure",
+    "write_csv",
+    "jsonable",
+    "positive_int",
+    "nonneg_int",
+    "int_list",
+    "choice_list",
+]
+
+PRESETS = ("quick", "paper", "tiny")
+SCALING_NAMES = ("ours", "ntk", "mf")
+
+Validator = Callable[[str, Any], Any]
+
+
+# ------------------------------------------------------------------------------------------- validators
+def positive_int(key: str, value: Any) -> int:
+    """An integer ≥ 1."""
+    return check_positive_int(key, value)
+
+
+def nonneg_int(key: str, value: Any) -> int:
+    """An integer ≥ 0."""
+    return check_positive_int(key, value, minimum=0)
+
+
+def positive_float(key: str, value: Any) -> float:
+    """A finite real number > 0."""
+    return check_positive_float(key, value)
+
+
+def int_list(key: str, value: Any) -> list[int]:
+    """A non-empty, strictly increasing list of integers ≥ 1 (a grid axis such as n or m)."""
+    if not isinstance(value, list) or not value:
+        raise InvalidType(f"{key} must be a non-empty list of integers such as [20, 40]; got {value!r}.")
+    out = [check_positive_int(f"{key} entry", v) for v in value]
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise InvalidArgument(f"{key} must be strictly increasing (each value once); got {out}.")
+    return out
+
+
+def choice_list(valid: Sequence[str]) -> Validator:
+    """A validator of a non-empty list of distinct names from ``valid``."""
+
+    def check(key: str, value: Any) -> list[str]:
+        if not isinstance(value, list) or not value:
+            raise InvalidType(f"{key} must be a non-empty list drawn from {list(valid)}; got {value!r}.")
+        out = [check_choice(f"{key} entry", v, valid) for v in value]
+        if len(set(out)) != len(out):
+            raise InvalidArgument(f"{key} lists a value twice: {out}.")
+        return out
+
+    return check
+
+
+def _choice(valid: Sequence[str]) -> Validator:
+    return lambda key, value: check_choice(key, value, valid)
+
+
+def _activation(key: str, value: Any) -> Any:
+    get_activation(value)
+    return value
+
+
+def _device(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidType(f"{key} must be a device name such as 'cpu' or 'cuda:0'; got {value!r}.")
+    return value
+
+
+# The settings every experiment shares (the [run] table of a preset).
+RUN_KEYS: dict[str, Validator] = {
+    "seeds": positive_int,
+    "step_size": positive_float,
+    "reduction": _choice(REDUCTIONS),
+    "activation": _activation,
+    "c_hat": positive_float,
+    "dtype": _choice(("float32", "float64")),
+    "device": _device,
+    "method": _choice(METHODS),
+    "n_test": nonneg_int,
+}
+
+
+# ------------------------------------------------------------------------------------------- presets
+def preset_path(name: str) -> Path:
+    """The file of the built-in preset ``name`` (one of :data:`PRESETS`)."""
+    check_choice("preset", name, PRESETS)
+    return Path(str(resources.files("wideflow") / "presets" / f"{name}.toml"))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"preset file {str(path)!r} does not exist.")
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgument(f"{str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_preset(
+    preset: str = "quick",
+    config: str | Path | None = None,
+    *,
+    experiment_keys: Mapping[str, Mapping[str, Validator]],
+    seeds: int | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """The validated settings of a reproduction: the built-in ``preset``, then the file ``config`` over it.
+
+    ``config`` may hold a whole preset (a copied and edited file) or only the keys it changes.
+    ``seeds`` and ``device`` (the command line's ``--seeds``/``--device``) override both. Returns
+    ``{"preset": name, "sources": [files], "run": {...}, "<exp>": {...}}``; unknown tables or keys and
+    invalid values raise :class:`~wideflow.errors.InvalidArgument` naming the file, table and key.
+    """
+    sources = [preset_path(preset)]
+    if config is not None:
+        sources.append(Path(config))
+    merged: dict[str, dict[str, Any]] = {}
+    valid_tables = ["run", *experiment_keys]
+    for path in sources:
+        for table, values in _read_toml(path).items():
+            if table not in valid_tables:
+                raise unknown_name(f"table [{table}] in {str(path)!r}", table, valid_tables)
+            if not isinstance(values, dict):
+                raise InvalidType(f"[{table}] in {str(path)!r} must be a table of settings; got {values!r}.")
+            allowed = RUN_KEYS if table == "run" else {**RUN_KEYS, **experiment_keys[table]}
+            for key, value in values.items():
+                if key not in allowed:
+                    raise unknown_name(f"key {key!r} of [{table}] in {str(path)!r}", key, allowed)
+                try:
+                    merged.setdefault(table, {})[key] = allowed[key](f"{table}.{key}", value)
+                except InvalidArgument as exc:
+                    raise type(exc)(f"{str(path)!r}: {exc}") from None
+    if seeds is not None:
+        merged.setdefault("run", {})["seeds"] = positive_int("--seeds", seeds)
+    if device is not None:
+        merged.setdefault("run", {})["device"] = _device("--device", device)
+    missing = [f"run.{k}" for k in RUN_KEYS if k not in merged.get("run", {})]
+    missing += [f"{t}.{k}" for t, keys in experiment_keys.items() for k in keys if k not in merged.get(t, {})]
+    if missing:
+        raise InvalidArgument(f"the preset {[str(s) for s in sources]} leaves {missing} unset; every key is needed.")
+    return {"preset": preset if config is None else f"{preset}+{Path(config).name}",
+            "sources": [str(s) for s in sources], **merged}
+
+
+def experiment_settings(settings: Mapping[str, Any], experiment: str) -> dict[str, Any]:
+    """The flat settings of one experiment: ``[run]`` with the experiment's own table over it."""
+    return {**settings["run"], **settings[experiment]}
+
+
+def seed_list(s: Mapping[str, Any]) -> list[int]:
+    """The seeds 0..K-1 of ``--seeds K``; each seeds both the model (c, W, z) and the training set."""
+    return list(range(s["seeds"]))
+
+
+def model_section(s: Mapping[str, Any], **model: Any) -> dict[str, Any]:
+    """The ``model`` part of a run configuration with the shared activation and ĉ of ``s``."""
+    return {"activation": s["activation"], "c_hat": s["c_hat"], **model}
+
+
+def train_section(s: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``train`` part of a run configuration: GD with step δ for ``steps`` steps (eq. (9))."""
+    return {key: s[key] for key in ("steps", "step_size", "reduction", "method", "log_every", "dtype", "device")}
+
+
+# ------------------------------------------------------------------------------------------- claims
+@dataclass
+class Claim:
+    """One claim of the paper, the numbers this run measured for it, and the verdict.
+
+    ``statement`` is the paper's claim, ``source`` where it is made, ``criterion`` the fixed test applied
+    to ``measured`` (JSON-ready numbers), ``headline`` a one-line digest of the numbers for tables.
+    """
+
+    id: str
+    statement: str
+    source: str
+    criterion: str
+    headline: str
+    reproduced: bool
+    measured: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: NumPy scalars to Python numbers, NaN/Inf to None."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# ------------------------------------------------------------------------------------------- fits
+def loglinear_fit(time: np.ndarray, loss: np.ndarray, *, start: float = 0.1, floor: float = 1e-25) -> dict[str, float]:
+    """Fit log L_t = a − r t by least squares, the shape of a linear rate (spec §1.8, Corollary 1).
+
+    The window is t ≥ ``start``·T (the first tenth is the transient before the rate settles), without
+    the points where L < ``floor`` (float64 round-off of f, |y| ≤ 1, leaves L near 1e-32). Returns the rate
+    r, the R² of the fit, the rates fitted on the first and second halves of the window and their ratio
+    ``constancy`` = r_late / r_early (1 for an exact linear rate, small for a sublinear one), and the drop
+    L_T/L_0. NaN where fewer than 4 points are left.
+    """
+    time = np.asarray(time, dtype=float)
+    loss = np.asarray(loss, dtype=float)
+    keep = (loss > floor) & np.isfinite(loss)
+    t, logl = time[keep], np.log(loss[keep])
+    out = {"rate": math.nan, "r2": math.nan, "early_rate": math.nan, "late_rate": math.nan,
+           "constancy": math.nan, "drop": float(loss[-1] / loss[0]) if loss[0] > 0 else math.nan}
+    if len(t) < 4:
+        return out
+    window = t >= start * t[-1]
+    t, logl = t[window], logl[window]
+    if len(t) < 4:
+        return out
+    slope, intercept = np.polyfit(t, logl, 1)
+    total = float(((logl - logl.mean()) ** 2).sum())
+    residual = float(((logl - slope * t - intercept) ** 2).sum())
+    mid = 0.5 * (t[0] + t[-1])
+    early, late = t <= mid, t >= mid
+    r_early = -np.polyfit(t[early], logl[early], 1)[0] if early.sum() >= 2 else math.nan
+    r_late = -np.polyfit(t[late], logl[late], 1)[0] if late.sum() >= 2 else math.nan
+    out.update(rate=float(-slope), r2=1.0 - residual / total if total > 0 else math.nan,
+               early_rate=float(r_early), late_rate=float(r_late),
+               constancy=float(r_late / r_early) if r_early > 0 else math.nan)
+    return out
+
+
+# A linear rate (L_t ≤ L_0 e^{−rt}, spec §1.8) on a finite window: log L_t is close to a straight line, and its
+# local rate does not die out. Over the window [0.1T, T], a power law L ∝ t^{−p} has a late/early rate ratio
+# of 0.38 whatever p (least squares on 101 points; ln(1/0.55)/ln(5.5) = 0.35 from the end points), a single
+# exponential 1, and a mixture of exponentials (a linear rate set by the slowest mode once the fast ones
+# are gone) lies in between: late/early ≥ 0.5 rejects every power law. It cannot tell a stretched
+# exponential e^{−a√t} (0.62) from a linear rate on one window; the figures show the whole curves.
+LINEAR_R2 = 0.98
+LINEAR_CONSTANCY = 0.5
+LINEAR_CRITERION = (f"log L_t fits a line over t ∈ [0.1T, T] with R² ≥ {LINEAR_R2} and the rate fitted on the "
+                    f"second half of that window is ≥ {LINEAR_CONSTANCY}× that of the first half (a power law "
+                    "L ∝ t^-p gives 0.38)")
+
+
+def is_linear(fit: Mapping[str, float]) -> bool:
+    """Whether a :func:`loglinear_fit` result shows a linear rate (see :data:`LINEAR_CRITERION`)."""
+    return bool(fit["r2"] >= LINEAR_R2 and fit["constancy"] >= LINEAR_CONSTANCY)
+
+
+def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
+    """Least-squares slope of log y against log x (how fast y falls with x: y ∝ x^slope)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2:
+        return math.nan
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+# ------------------------------------------------------------------------------------------- files
+def palette(k: int, name: str = "viridis") -> list[tuple[float, float, float, float]]:
+    """``k`` colours spread along a colour map (dark to light), one per curve of a family."""
+    from matplotlib import colormaps
+
+    return [colormaps[name](x) for x in np.linspace(0.0, 0.85, k)]
+
+
+def n_axis(ax: Any, values: Sequence[int]) -> None:
+    """A log-scale x axis whose ticks are exactly the grid ``values`` (n), written as plain integers."""
+    ax.set_xscale("log")
+    ax.set_xticks(list(values), [str(v) for v in values])
+    ax.minorticks_off()
+
+
+def seeds_label(s: Mapping[str, Any]) -> str:
+    """"1 seed" / "K seeds, band: min-max" for figure titles."""
+    return "1 seed" if s["seeds"] == 1 else f"{s['seeds']} seeds, band: min-max"
+
+
+def plot_over_seeds(ax: Any, table: pd.DataFrame, x: str, value: str, *, color: Any, style: str = "-",
+                    **kw: Any) -> None:
+    """Plot ``value`` against ``x`` from a table with one row per (x, seed): the mean over seeds as a line
+    and, with several seeds, a band from the min to the max."""
+    per = table.pivot(index=x, columns="seed", values=value)
+    ax.plot(per.index, per.mean(axis=1), style, color=color, **kw)
+    if per.shape[1] > 1:
+        ax.fill_between(per.index, per.min(axis=1), per.max(axis=1), color=color, alpha=0.2, lw=0)
+
+
+def save_figure(fig: Figure, folder: Path, stem: str) -> list[str]:
+    """Write ``fig`` as ``folder/stem.png`` and ``folder/stem.pdf``; return the file names.
+
+    Figures are made with ``layout="constrained"``, which fits labels inside the canvas at draw time.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for suffix, kw in ((".png", {"dpi": 150}), (".pdf", {})):
+        fig.savefig(folder / f"{stem}{suffix}", **kw)
+        names.append(f"{stem}{suffix}")
+    return names
+
+
+def write_csv(table: pd.DataFrame, folder: Path, stem: str) -> str:
+    """Write ``table`` as ``folder/stem.csv`` (no index); return the file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / f"{stem}.csv", index=False)
+    return f"{stem}.csv"
