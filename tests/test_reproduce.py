@@ -68,6 +68,10 @@ def test_preset_errors_name_file_table_and_key(tmp_path) -> None:
     bad.write_text("[exp3]\nfig4_n = 12\n")
     with pytest.raises(InvalidArgument, match=r"exp3.fig4_n=12 must be one of exp3.n=\[8, 16\]"):
         exp3.configs(experiment_settings(settings("tiny", bad), "exp3"))
+    bad.write_text("[run]\nn_test = 0\n")
+    for exp in (exp2, exp3):
+        with pytest.raises(InvalidArgument, match=f"{exp.NAME}.n_test=0: Figure"):
+            exp.configs(experiment_settings(settings("tiny", bad), exp.NAME))
     bad.write_text("[exp1\n")
     with pytest.raises(InvalidArgument, match="not valid TOML"):
         settings("tiny", bad)

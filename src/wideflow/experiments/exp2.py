@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..errors import InvalidArgument
 from .common import (
     Claim,
     int_list,
@@ -37,6 +38,8 @@ MODELS = {"shallow": "plain shallow net, Φ(x) = x", "quadratic": "quadratic emb
 
 def configs(s: dict[str, Any]) -> list[dict[str, Any]]:
     """One run per (model, n, seed); the teacher is the same in every run (``teacher_seed``)."""
+    if s["n_test"] < 1:
+        raise InvalidArgument(f"exp2.n_test={s['n_test']}: Figure 2 plots the test error; give n_test >= 1.")
     return [
         {"model": model_section(s, kind=kind, d=s["d"], m=s["m"], scaling="ours", seed=seed),
          "data": {"kind": "quadratic_teacher", "n": n, "n_test": s["n_test"], "seed": seed,

@@ -57,6 +57,8 @@ def configs(s: dict[str, Any]) -> list[dict[str, Any]]:
     """One run per (scaling, m, n, seed), P-3L with D = m, features recorded for Figure 4."""
     if s["fig4_n"] not in s["n"]:
         raise InvalidArgument(f"exp3.fig4_n={s['fig4_n']} must be one of exp3.n={s['n']} (Figure 4 uses those runs).")
+    if s["n_test"] < 1:
+        raise InvalidArgument(f"exp3.n_test={s['n_test']}: Figures 3 and 4 need a test set; give n_test >= 1.")
     odd = [m for m in s["m"] if m % 2]
     if "ntk" in s["scalings"] and odd:
         raise InvalidArgument(f"exp3.m has odd widths {odd}; the NTK scaling's symmetrized initialization needs even m.")
