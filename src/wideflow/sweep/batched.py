@@ -147,29 +147,49 @@ class BatchedKernelEngine:
 
         self.s_o = per_run([e.s_o for e in engines], 1)
         self.N = per_run([e.N for e in engines])
-        self.coef_B = per_run([e.coef_B for e in engines], 1, 1)
-        self.coef_H = per_run([e.coef_H for e in engines], 1, 1)
+        self.coef_B = per_run([e.coef_B for e in engines], 1)
+        self.coef_H = per_run([e.coef_H for e in engines], 1)
         self.has_test = first.X_test is not None
         if self.has_test:
             self.H_test0 = stack("H_test0")
             self.G_test = torch.stack([e.G_test * (e.s_h * e.model.D) for e in engines])
+        # step buffers, allocated once (as the single engine does); ReLU, recognised by its function, has
+        # σ' = 1[h > 0], one comparison
+        self._relu = self.act.fn is torch.relu
+        self._S, self._A, self._G_e = torch.empty_like(self.H), torch.empty_like(self.H), torch.empty_like(self.G)
+        R, m, n = self.H.shape
+        self._S_half = self.H.new_empty(self.R - self.n_plain, m // 2, n)
+        self._f = self.H.new_empty(R, n)
 
     def outputs(self, H: torch.Tensor) -> torch.Tensor:
-        """f = s_o Σ_i c_i σ(H_i·), shape (R, n); pairwise for symmetrized runs (see model.readout)."""
-        S = self.act(H)
-        f = torch.empty(S.shape[0], S.shape[2], dtype=S.dtype, device=S.device)
+        """f = s_o Σ_i c_i σ(H_i·) for features H (R, m, k), shape (R, k); pairwise for symmetrized runs
+        (as :func:`wideflow.model.readout`). Allocates; the GD steps use :meth:`residual`."""
+        return self._readout(self.act(H), torch.empty(H.shape[0], H.shape[2], dtype=H.dtype, device=H.device),
+                             H.new_empty(self.R - self.n_plain, H.shape[1] // 2, H.shape[2]))
+
+    def residual(self) -> torch.Tensor:
+        """e = f − y on the training set at the current H, shape (R, n) (a new tensor; f in a buffer)."""
+        S = torch.clamp_min(self.H, 0, out=self._S) if self._relu else self.act(self.H)
+        return self._readout(S, self._f, self._S_half) - self.y
+
+    def _readout(self, S: torch.Tensor, f: torch.Tensor, S_half: torch.Tensor) -> torch.Tensor:
         p, half = self.n_plain, S.shape[1] // 2
         if p:
             torch.bmm(self.c[:p, None, :], S[:p], out=f[:p, None, :])
         if p < self.R:
-            torch.bmm(self.c[p:, None, :half], S[p:, :half] - S[p:, half:], out=f[p:, None, :])
+            torch.sub(S[p:, :half], S[p:, half:], out=S_half)
+            torch.bmm(self.c[p:, None, :half], S_half, out=f[p:, None, :])
         return f.mul_(self.s_o)
 
     def step(self, e: torch.Tensor) -> None:
-        """One GD step of every run: A = σ'(H) ⊙ c ⊙ e; B += coef_B A; H += (coef_H A) G."""
-        A = self.act.deriv(self.H).mul_(self.c[:, :, None]).mul_(e[:, None, :])
-        self.B.addcmul_(A, self.coef_B)
-        self.H.baddbmm_(A.mul_(self.coef_H), self.G)
+        """One GD step of every run, with Ã = c ⊙ σ'(H) and A = Ã diag(e) (spec §8):
+        B += coef_B Ã diag(e);  H += Ã (coef_H diag(e) G), the residual folded into the n×n factor."""
+        if self._relu:
+            A = torch.gt(self.H, 0, out=self._A).mul_(self.c[:, :, None])
+        else:
+            A = torch.mul(self.act.deriv(self.H), self.c[:, :, None], out=self._A)
+        self.B.addcmul_(A, (self.coef_B * e)[:, None, :])
+        self.H.baddbmm_(A, torch.mul(self.G, (self.coef_H * e)[:, :, None], out=self._G_e))
 
     def test_features(self) -> torch.Tensor:
         """H_test = H_test,0 + s_h D B G(X, X_test), shape (R, m, n_test)."""
@@ -247,26 +267,31 @@ def _train(engines: list[KernelEngine], y_tests: list[torch.Tensor | None],
     if any(record):
         _record(arrays, record, batch.H, batch.H_test0 if batch.has_test else None, "0")
     rows: list[list[dict[str, float]]] = [[] for _ in engines]
-    initial: list[float] = []
+    # wideflow.train's divergence test: the loss of any step non-finite or above factor × max(L_0, loss of the
+    # zero predictor); the largest loss since the last logging step is kept (NaN propagates through maximum)
+    limit = _DIVERGENCE_FACTOR * 0.5 * (batch.y * batch.y).sum(dim=1) / batch.N
+    worst = torch.full_like(limit, -math.inf)
     diverged: set[int] = set()
     H_test = None
     for k in range(steps + 1):
-        f = batch.outputs(batch.H)
-        e = f - batch.y
+        e = batch.residual()
+        loss = 0.5 * (e * e).sum(dim=1) / batch.N
+        if k == 0:
+            limit = torch.maximum(limit, _DIVERGENCE_FACTOR * loss)
+        torch.maximum(worst, loss, out=worst)
         if k % log_every == 0 or k == steps:
-            losses = (0.5 * (e * e).sum(dim=1) / batch.N).tolist()
+            bad = ~torch.isfinite(worst) | (worst > limit)
+            diverged.update(int(r) for r in bad.nonzero().flatten())
+            worst.fill_(-math.inf)
+            losses = loss.tolist()
             tests = None
             if y_test is not None:
                 H_test = batch.test_features()
                 tests = (0.5 * ((batch.outputs(H_test) - y_test) ** 2).mean(dim=1)).tolist()
-            if not initial:
-                initial = losses
-            for r, loss in enumerate(losses):
-                if not math.isfinite(loss) or loss > _DIVERGENCE_FACTOR * max(initial[r], 1e-300):
-                    diverged.add(r)
+            for r, value in enumerate(losses):
                 if r in diverged:
                     continue
-                row = {"step": k, "time": k * deltas[r], "train_loss": loss}
+                row = {"step": k, "time": k * deltas[r], "train_loss": value}
                 if tests is not None:
                     row["test_error"] = tests[r]
                 rows[r].append(row)
