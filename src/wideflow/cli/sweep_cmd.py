@@ -19,7 +19,9 @@ from ..sweep.store import compact
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run a grid of runs described by a TOML file on Dask (resumable)",
                        description="Expand the grid spec FILE into runs and run those missing from the store "
-                       "on Dask distributed (an embedded LocalCluster unless --scheduler is given).")
+                       "on Dask distributed (an embedded LocalCluster unless --scheduler is given).",
+                       epilog="exit status: 0 when every run succeeded, 1 when a run failed (each failure is listed, "
+                       "with its error and configuration), 2 for an invalid grid spec or option.")
     p.add_argument("file", type=Path, help="grid spec (TOML): [base], [grid], [[zip]], seeds")
     p.add_argument("--dry-run", action="store_true", help="list the expanded runs (and which are done) and exit")
     p.add_argument("--store", type=Path, default=None, help="results store folder (default: out/sweeps/<FILE stem>)")

@@ -141,9 +141,9 @@ def load_spec(path: str | os.PathLike) -> dict[str, Any]:
 def expand(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Expand a grid spec (see the module docstring) into normalized run configurations.
 
-    Raises :class:`~wideflow.errors.InvalidArgument` for an unknown top-level key, an axis that is not a
-    non-empty list, zipped lists of different lengths, an invalid run (naming the run and the key) or two
-    runs that are the same run.
+    Raises :class:`~wideflow.errors.InvalidArgument` (or :class:`~wideflow.errors.InvalidType`) for an
+    unknown top-level key, an axis that is not a non-empty list, zipped lists of different lengths, an
+    invalid run (naming the run and the key) or two runs that are the same run.
     """
     if not isinstance(spec, Mapping):
         raise InvalidType(f"a grid spec must be a dict (a parsed TOML file); got {type(spec).__name__}.")

@@ -116,33 +116,36 @@ def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_w
     bar = tqdm(total=total, initial=total - len(configs), desc="sweep", unit="run", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
     failures = 0
-    with _client(scheduler, n_workers, torch_threads, len(configs), retries) as (client, slots, threads):
-        tasks = [[configs[i] for i in task] for task in plan(configs, max_batch=max_batch, slots=slots)]
-        token = uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(_run_task, task, threads, key=f"wideflow-run-{run_id(task[0])}-{token}", pure=False,
-                          retries=retries): task
-            for task in tasks
-        }
-        try:
-            for future in as_completed(futures):
-                for outcome in _outcomes(future, futures[future]):
-                    store.write(outcome)
-                    if not outcome.ok:
-                        failures += 1
-                        if progress:
-                            bar.write(_failure_line(outcome), file=sys.stderr)
-                    bar.update(1)
-                bar.set_postfix(failed=failures, refresh=False)
-                future.release()
-        except BaseException as exc:
-            client.cancel(list(futures))
-            if isinstance(exc, KeyboardInterrupt) and progress:
-                bar.write(f"wideflow: sweep interrupted; {bar.n} of {total} runs are in {store.path}, and running "
-                          "the same sweep again runs only the rest.", file=sys.stderr)
-            raise
-        finally:
-            bar.close()
+    try:
+        with _client(scheduler, n_workers, torch_threads, len(configs), retries) as (client, slots, threads):
+            tasks = [[configs[i] for i in task] for task in plan(configs, max_batch=max_batch, slots=slots)]
+            token = uuid.uuid4().hex[:8]
+            futures = {
+                client.submit(_run_task, task, threads, key=f"wideflow-run-{run_id(task[0])}-{token}", pure=False,
+                              retries=retries): task
+                for task in tasks
+            }
+            try:
+                for future in as_completed(futures):
+                    for outcome in _outcomes(future, futures[future]):
+                        store.write(outcome)
+                        if not outcome.ok:
+                            failures += 1
+                            if progress:
+                                bar.write(_failure_line(outcome), file=sys.stderr)
+                        bar.update(1)
+                    bar.set_postfix(failed=failures, refresh=False)
+                    future.release()
+            except BaseException:
+                client.cancel(list(futures))
+                raise
+    except KeyboardInterrupt:
+        if progress:
+            bar.write(f"wideflow: sweep interrupted; {bar.n} of {total} runs are done (finished or failed) in "
+                      f"{store.path}, and running the same sweep again runs only the rest.", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
 
 
 def _outcomes(future: Any, task: list[dict[str, Any]]) -> list[Outcome]:
