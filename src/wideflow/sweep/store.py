@@ -10,9 +10,11 @@ Layout::
     STORE/runs/<run_id>/metrics.json      final metrics; written last, so a run is finished iff it exists
     STORE/runs/<run_id>/error.json        a failed attempt: error, traceback (removed once the run succeeds)
 
-Every file is written to a temporary name in the same folder, flushed to disk and renamed into place, so
-a crash (Ctrl-C, SIGKILL, power loss) never leaves a half-written file under a final name, and a run
-whose metrics.json is missing is simply run again.
+Every file is written to a temporary name in the same folder (``.NAME.PID.RANDOM.tmp``), flushed to disk
+and renamed into place, so a crash (Ctrl-C, SIGKILL, power loss) never leaves a half-written file under a
+final name, and a run whose metrics.json is missing is simply run again. A writer killed mid-file leaves
+its hidden temporary file behind; it is never read (and never deleted, in case another process is
+writing the same run).
 """
 
 from __future__ import annotations
@@ -99,8 +101,6 @@ class Store:
         """Record a finished or a failed run. A failure never overwrites a finished run."""
         folder = self.folder(outcome.run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(".*.tmp"):  # leftovers of a writer that was killed
-            stale.unlink(missing_ok=True)
         _atomic_json(folder / "config.json", outcome.config)
         run_info = {**provenance(), "host": platform.node(), "batch_size": outcome.batch_size, "written": _now()}
         if outcome.output is None:
