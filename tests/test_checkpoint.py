@@ -25,6 +25,12 @@ import torch
 import wideflow as wf
 from wideflow.errors import CheckpointError, FileMissing, OutputError
 
+@pytest.fixture(autouse=True)
+def _one_thread(_threads: None) -> None:
+    """Tiny problems: one torch thread, since OpenMP synchronization on busy cores costs more than the work."""
+    torch.set_num_threads(1)
+
+
 # The run that gets interrupted: 200 steps, a row every 10, a checkpoint every 40.
 CHILD = textwrap.dedent(
     """

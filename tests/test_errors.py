@@ -27,11 +27,19 @@ import pytest
 import torch
 
 import wideflow as wf
+from wideflow import diagnostics, flow, ntk, sweep, theory
 from wideflow import errors as E
 from wideflow.cli import main as cli_main
 from wideflow.dynamics import max_stable_step_size
+from wideflow.sklearn import WideNetRegressor
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
+
+@pytest.fixture(autouse=True)
+def _one_thread(_threads: None) -> None:
+    """Tiny problems: one torch thread, since OpenMP synchronization on busy cores costs more than the work."""
+    torch.set_num_threads(1)
+
 
 # Small sizes put in front of every `wideflow train` case, so that a case that does run stays fast.
 CLI_BASE = ["-n", "8", "--n-test", "8", "-d", "3", "-m", "10", "--steps", "5", "--log-every", "5",
@@ -47,6 +55,8 @@ class Case:
     error: type[Exception]
     mentions: tuple[str, ...]
     portable: bool = True  # False: the message depends on the machine (e.g. which GPUs it has)
+    gap: str = ""  # a known gap in another engineer's module (named here): the test checks it is still open
+    builtin: bool = False  # the library's convention is a built-in error (scikit-learn's ValueError)
 
 
 C = Case
@@ -186,6 +196,57 @@ CASES: list[Case] = [
     C("building blocks", "wf.embeddings.RandomFeatures(3, 0)", E.InvalidArgument, ("D", "0", ">= 1")),
     C("building blocks", "wf.embeddings.DeepRandomFeatures(3, 10, layers=0)", E.InvalidArgument, ("layers", "0", ">= 1")),
     C("building blocks", "wf.embeddings.Function(5, 3)", E.InvalidType, ("fn", "int", "callable")),
+    # ---------------------------------------------------------------- data loader, sweeps and configuration files
+    C("data files", "wf.data.load_dataset('data.txt')", E.InvalidArgument, ("'data.txt'", "'.txt'", ".npz, .csv")),
+    C("data files", "wf.data.load_dataset('garbage.npz')", E.InvalidArgument, ("'garbage.npz'", ".npz")),
+    C("data files", "wf.data.load_dataset('words.csv')", E.InvalidType, ("'x2'", "real numbers", "'abc'")),
+    C("data files", "wf.data.load_dataset('holes.csv')", E.NonFiniteInput, ("holes.csv", "NaN", "row 2")),
+    C("data files", "wf.data.load_dataset('missing.npz')", E.FileMissing, ("'missing.npz'", "does not exist"),
+      gap="wideflow.data (plain FileNotFoundError)"),
+    C("configuration files", "sweep.normalize({'model': {'m': 0}})", E.InvalidArgument, ("model.m", "0", ">= 1")),
+    C("configuration files", "sweep.normalize({'modle': {}})", E.UnknownName, ("'modle'", "'model'?")),
+    C("configuration files", "sweep.normalize({'model': {'activaton': 'relu'}})", E.UnknownName,
+      ("'activaton'", "'activation'?")),
+    C("configuration files", "sweep.normalize({'model': {'scaling': 'ntk', 'm': 11}})", E.InvalidArgument,
+      ("m", "11", "even"), gap="wideflow.sweep (caught only when the run starts)"),
+    C("configuration files", "sweep.normalize({'train': {'device': 'gpu'}})", E.InvalidArgument,
+      ("device", "'gpu'"), gap="wideflow.sweep (caught only when the run starts)"),
+    C("configuration files", "sweep.expand({'grid': {'model.m': []}})", E.InvalidType, ("model.m", "non-empty list")),
+    C("configuration files", "sweep.load_spec('bad.toml')", E.InvalidArgument, ("'bad.toml'", "not valid TOML")),
+    C("configuration files", "sweep.load_spec('missing.toml')", E.FileMissing, ("'missing.toml'",),
+      gap="wideflow.sweep (plain FileNotFoundError)"),
+    C("configuration files", "sweep.load_results('a_folder')", E.InvalidArgument, ("'a_folder'", "results store")),
+    # ---------------------------------------------------------------- theory, flow, NTK, diagnostics, interop
+    C("other modules", "theory.check(model, X, y[:5])", E.InvalidShape, ("y", "5", "8")),
+    C("other modules", "theory.spectrum(torch.zeros(3, 4))", E.InvalidShape, ("G", "square", "(3, 4)")),
+    C("other modules", "theory.concentration(X, Ds=[0])", E.InvalidArgument, ("Ds", "0", ">= 1")),
+    C("other modules", "theory.concentration(X, Ds=[])", E.InvalidArgument, ("Ds", "empty"),
+      gap="wideflow.theory (returns an empty table)"),
+    C("other modules", "theory.pl_bound(wf.Shallow(3, 10, activation='linear'), X, reduction='avg')",
+      E.UnknownName, ("reduction", "'avg'")),
+    C("other modules", "theory.fit_rate(None)", E.InvalidType, ("history", "DataFrame"),
+      gap="wideflow.theory (raw TypeError)"),
+    C("other modules", "flow.gradient_flow(model, X, y, t=-1.0)", E.InvalidArgument, ("t", "-1.0", "> 0")),
+    C("other modules", "flow.gradient_flow(model, X, y, t=1.0, solver='rk5')", E.UnknownName, ("solver", "'rk5'")),
+    C("other modules", "flow.gradient_flow(model, X, y, times=[1.0, 0.5])", E.InvalidArgument, ("times", "increasing")),
+    C("other modules", "ntk.ntk_kernel(X, c_hat=-1)", E.InvalidArgument, ("c_hat", "-1", "> 0")),
+    C("other modules", "ntk.ntk_kernel(X, depth=0)", E.InvalidArgument, ("depth", "0", ">= 1"),
+      gap="wideflow.ntk (depth=0 accepted)"),
+    C("other modules", "wf.kernels.limit_gram(X, depth=0)", E.InvalidArgument, ("depth", "0", ">= 1"),
+      gap="wideflow.kernels (depth=0 accepted)"),
+    C("other modules", "ntk.ntk_predictor(model, X, y, limit='inf')", E.UnknownName, ("limit", "'inf'", "'both'")),
+    C("other modules", "diagnostics.kernel_drift(torch.eye(3), torch.eye(4))", E.InvalidShape, ("Kt", "(4, 4)"),
+      gap="wideflow.diagnostics (raw RuntimeError)"),
+    C("other modules", "diagnostics.kernel_target_alignment(torch.eye(3), torch.ones(4))", E.InvalidShape,
+      ("y", "4", "3"), gap="wideflow.diagnostics (raw RuntimeError)"),
+    C("other modules", "diagnostics.relative_weight_change(model, wf.Shallow(3, 12))", E.InvalidShape,
+      ("model_t", "12", "10"), gap="wideflow.diagnostics (raw RuntimeError)"),
+    C("other modules", "wf.to_module('model')", E.InvalidType, ("model", "str", "WideNet")),
+    C("other modules", "wf.from_module(torch.nn.Linear(3, 4))", E.InvalidArgument, ("net", "Linear(d, m)")),
+    C("other modules", "WideNetRegressor(m=0).fit(X.numpy(), y.numpy())", E.InvalidArgument, ("m", "0", ">= 1")),
+    C("other modules", "WideNetRegressor(m=8).fit(X.numpy(), y.numpy()[:5])", ValueError, ("inconsistent", "[8, 5]"),
+      builtin=True),
+    C("other modules", "WideNetRegressor(m=8).fit(X_nan.numpy(), y.numpy())", ValueError, ("NaN",), builtin=True),
     # ---------------------------------------------------------------- command line
     C("command line", "wideflow train -m 0", E.InvalidArgument, ("m", "0", ">= 1")),
     C("command line", "wideflow train --activation rleu", E.UnknownName, ("'rleu'", "'relu'?")),
@@ -199,6 +260,12 @@ CASES: list[Case] = [
     C("command line", "wideflow train --reduction avg", E.UnknownName, ("'avg'", "'mean'")),
     C("command line", "wideflow train --step-size 1e6", E.TrainingDiverged, ("diverged", "2N/λ_max")),
     C("command line", "wideflow train --out a_folder", IsADirectoryError, ("a_folder", "directory")),
+    C("command line", "wideflow sweep bad.toml --dry-run", E.InvalidArgument, ("'bad.toml'", "TOML")),
+    C("command line", "wideflow sweep grid_m0.toml --dry-run", E.InvalidArgument, ("model.m", "0", ">= 1")),
+    C("command line", "wideflow sweep missing.toml --dry-run", FileNotFoundError, ("missing.toml",)),
+    C("command line", "wideflow results a_folder", E.InvalidArgument, ("'a_folder'", "results store")),
+    C("command line", "wideflow reproduce exp1 --out out --seeds 0", E.InvalidArgument, ("seeds", "0", ">= 1")),
+    C("command line", "wideflow reproduce exp1 --out out --config missing.toml", FileNotFoundError, ("missing.toml",)),
 ]
 
 
@@ -218,11 +285,18 @@ def _workspace() -> Iterator[dict[str, Any]]:
             y_nan[3] = float("nan")
             y_inf[3] = -float("inf")
             Path("garbage.pt").write_bytes(b"this is not a torch file")
+            Path("garbage.npz").write_bytes(b"this is not a numpy archive")
+            Path("words.csv").write_text("x1,x2,y\n1.0,2.0,0.5\n3.0,abc,1.5\n")
+            Path("holes.csv").write_text("x1,x2,y\n1.0,2.0,0.5\n3.0,,1.5\n")
+            Path("bad.toml").write_text("[base\nmodel = ")
+            Path("grid_m0.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 0}\n")
             Path("a_folder").mkdir()
             model.save("saved_model.pt")
             wf.train(model, X, y, steps=2, log_every=1, checkpoint="other_run.ckpt", progress=False)
             H = model.features(X).T
-            ns = {"wf": wf, "torch": torch, "np": np, "X": X, "y": y, "model": model, "X_nan": X_nan,
+            ns = {"wf": wf, "torch": torch, "np": np, "sweep": sweep, "theory": theory, "flow": flow, "ntk": ntk,
+                  "diagnostics": diagnostics, "WideNetRegressor": WideNetRegressor,
+                  "X": X, "y": y, "model": model, "X_nan": X_nan,
                   "X_inf": X_inf, "y_nan": y_nan, "y_inf": y_inf, "H": H, "c": model.c, "G": wf.gram(model, X)}
             yield ns
         finally:
@@ -237,7 +311,8 @@ class _CliFailure(Exception):
 
 def _run_cli(code: str) -> None:
     argv = shlex.split(code)[1:]
-    argv = argv[:1] + CLI_BASE + argv[1:]
+    if argv[0] == "train":
+        argv = argv[:1] + CLI_BASE + argv[1:]
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         status = cli_main(argv)
@@ -269,7 +344,8 @@ def run_case(case: Case, ns: dict[str, Any]) -> Outcome:
         ok = name == case.error.__name__
         return _judge(case, name, message, ok)
     except Exception as exc:  # noqa: BLE001 - the point is to see what a user would see
-        return _judge(case, type(exc).__name__, str(exc), type(exc) is case.error and isinstance(exc, E.WideflowError))
+        ours = isinstance(exc, E.WideflowError) or case.builtin
+        return _judge(case, type(exc).__name__, str(exc), type(exc) is case.error and ours)
     return Outcome(None, "", False, "no error was raised")
 
 
@@ -284,15 +360,18 @@ def _judge(case: Case, name: str, message: str, class_ok: bool) -> Outcome:
 # ------------------------------------------------------------------------------------------------ tests
 @pytest.fixture(scope="module")
 def outcomes() -> list[Outcome]:
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     with _workspace() as ns:
         return [run_case(case, ns) for case in CASES]
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c.code for c in CASES])
 def test_bad_input_gets_a_clear_error(index: int, outcomes: list[Outcome]) -> None:
-    outcome = outcomes[index]
-    assert outcome.clear, f"{CASES[index].code}: {outcome.problem}; message: {outcome.message!r}"
+    case, outcome = CASES[index], outcomes[index]
+    if case.gap:  # another module's known gap: when it is fixed, drop gap= and run `python tests/test_errors.py`
+        assert not outcome.clear, f"{case.code}: the gap in {case.gap} is fixed; drop gap= from the case"
+        return
+    assert outcome.clear, f"{case.code}: {outcome.problem}; message: {outcome.message!r}"
 
 
 def test_error_classes_are_builtin_subclasses() -> None:
@@ -443,10 +522,14 @@ The command line prints the same error on one line, `wideflow: error: CLASS: mes
 Generated by `python tests/test_errors.py` from the list `CASES` that `tests/test_errors.py` runs, so this table
 and the tests cannot drift. The names in the code are: `X, y = wf.data.random_labels(8, 3)`,
 `model = wf.Shallow(3, 10)`, `X_nan`/`X_inf`/`y_nan`/`y_inf` (copies with one NaN or Inf entry),
-`H = model.features(X).T`, `c = model.c`, `G = wf.gram(model, X)`; the files `garbage.pt` (not a torch
-file), `saved_model.pt` (a saved model), `other_run.ckpt` (a checkpoint of another run) and the folder
-`a_folder` exist. Command lines are run with `{cli}` in front of their own options. Messages marked † depend on
-the machine (they were rendered on one without CUDA).
+`H = model.features(X).T`, `c = model.c`, `G = wf.gram(model, X)`, the modules `sweep`, `theory`, `flow`,
+`ntk`, `diagnostics` of wideflow and `wideflow.sklearn.WideNetRegressor`; the files `garbage.pt` (not a torch
+file), `saved_model.pt` (a saved model), `other_run.ckpt` (a checkpoint of another run), `garbage.npz`,
+`words.csv` (a text cell), `holes.csv` (an empty cell), `bad.toml` (not TOML), `grid_m0.toml` (a grid spec
+with m = 0) and the folder `a_folder` exist. `wideflow train` runs with `{cli}` in front of its own options.
+Messages marked † depend on the machine (they were rendered on one without CUDA). "clear: no" rows are
+known gaps of other modules; the test checks that they are still open, so this table is updated when they close.
+The scikit-learn estimator follows scikit-learn's convention (a `ValueError` from its input checks).
 """
 
 
@@ -465,17 +548,20 @@ def render(outcomes: list[Outcome]) -> str:
     for i, (case, outcome) in enumerate(zip(CASES, outcomes, strict=True), 1):
         if case.entry != entry:
             entry = case.entry
-            out += ["", f"### {entry}", "", "| # | code | error | message |", "|---|---|---|---|"]
+            out += ["", f"### {entry}", "", "| # | code | error | clear | message |", "|---|---|---|---|---|"]
         mark = "" if case.portable else " †"
-        out.append(f"| {i} | `{_cell(case.code)}` | `{outcome.error}` | {_cell(outcome.message)}{mark} |")
+        verdict = "yes" if outcome.clear else f"no: gap in {case.gap}" if case.gap else "no"
+        error = f"`{outcome.error}`" if outcome.error else "(none)"
+        out.append(f"| {i} | `{_cell(case.code)}` | {error} | {verdict} | {_cell(outcome.message)}{mark} |")
     clear = sum(o.clear for o in outcomes)
+    gaps = sorted({c.gap.split(" (")[0] for c, o in zip(CASES, outcomes, strict=True) if not o.clear and c.gap})
     out += ["", f"**{clear} of {len(CASES)} bad inputs get a clear error** (the expected class, naming the argument, "
-            "the value and what was expected).", ""]
+            f"the value and what was expected). The others are open gaps in {', '.join(gaps) or 'no module'}.", ""]
     return "\n".join(out)
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     with _workspace() as namespace:
         results = [run_case(case, namespace) for case in CASES]
     for case, result in zip(CASES, results, strict=True):
