@@ -7,7 +7,7 @@ Guarantees", ICLR 2022. The public surface is exactly what this module lists in 
 from . import activations, data, embeddings, errors, scalings
 from ._version import __version__
 from .activations import Activation, get_activation, register_activation
-from .dynamics import TrainResult, TrainState, train
+from .dynamics import TrainResult, TrainState, max_stable_step_size, train
 from .errors import TrainingDiverged, WideflowError
 from .interop import from_module, to_module
 from .kernels import gram, limit_gram, tangent_kernel
@@ -40,6 +40,7 @@ __all__ = [
     "tangent_kernel",
     "WideflowError",
     "TrainingDiverged",
+    "max_stable_step_size",
     "to_module",
     "from_module",
     "load_results",
