@@ -1,25 +1,39 @@
-"""Gram matrices and tangent kernels (spec §1.7, §1.10).
+"""Gram matrices, their infinite-width limits and tangent kernels (spec §1.5, §1.7, §1.10).
 
 - :func:`gram`: the empirical G(x, x') = Φ(x)·Φ(x')/D of eq. (12), unnormalized (G_aa is the variance of
-  h_i^0(x_a) under the paper's scaling).
-- :func:`limit_gram`: its D → ∞ limit Ḡ for random-feature embeddings with z ~ N(0, I_d).
+  h_i^0(x_a) under the paper's scaling), formed in column blocks of Φ.
+- :func:`limit_gram`: its D → ∞ limit Ḡ for the random-feature embeddings with N(0, 1) fixed weights,
+  through the layer-by-layer recursion of Appendix H (spec §1.5):
+  Σ^(1)(x, x') = xᵀx'/d,  Σ^(l+1)(x, x') = E[σ(u)σ(v)], (u, v) ~ N(0, [[Σ^(l)(x,x), Σ^(l)(x,x')], [·, Σ^(l)(x',x')]]).
+- :func:`dual_kernel`: one step of that recursion, E[σ(u)σ(v)] (or E[σ'(u)σ'(v)]) for a Gaussian pair, in
+  closed form for ReLU (arc-cosine of order 1), leaky ReLU, erf (arcsin formula) and linear, and by 2-D
+  Gauss-Hermite quadrature for every other activation, user-registered ones included.
 - :func:`tangent_kernel`: K_ab = (1/m) Σ_i c_i² σ'(h_i(x_a)) σ'(h_i(x_b)) G_ab, so that one GD step moves the
   training outputs by −(δ/N) K e to first order, in all three scalings.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
-from ._tensor import as_tensor, check_shape
+from ._tensor import as_tensor, check_shape, resolve_dtype
 from .activations import Activation, get_activation
-from .embeddings import Embedding
-from .errors import InvalidType, check_positive_int
+from .embeddings import DeepRandomFeatures, Embedding, Identity, RandomFeatures
+from .errors import InvalidArgument, InvalidShape, InvalidType, check_positive_int
 
-__all__ = ["gram", "limit_gram", "tangent_kernel"]
+__all__ = ["gram", "limit_gram", "expected_gram", "limit_depth", "dual_kernel", "tangent_kernel", "has_closed_form"]
+
+# Quadrature points per dimension. For σ smooth on the scale of the variances (tanh, sigmoid, softplus with
+# q ≤ 3) 64 nodes give errors below 1e-6; kinks (a user ReLU-like σ) converge only algebraically (~1e-4).
+DEFAULT_NODES = 64
+# Elements of the (pairs × nodes × nodes) quadrature tensor evaluated at once: 32 MiB in float64.
+_QUAD_CHUNK = 1 << 22
 
 
 def _embedding_and_dtype(model: Any) -> tuple[Embedding, torch.dtype, torch.device]:
@@ -54,17 +68,132 @@ def gram(model: Any, X: Any, X2: Any = None, *, block: int = 2048) -> torch.Tens
     return G / emb.D
 
 
-def limit_gram(X: Any, X2: Any = None, activation: str | Activation = "relu") -> torch.Tensor:
-    """The D → ∞ limit Ḡ(x, x') = E_z[σ(zᵀx/√d) σ(zᵀx'/√d)], z ~ N(0, I_d) (spec §1.10), float64.
+def limit_gram(
+    X: Any,
+    X2: Any = None,
+    activation: str | Activation = "relu",
+    depth: int = 1,
+    *,
+    nodes: int = DEFAULT_NODES,
+    dtype: torch.dtype | str = torch.float64,
+) -> torch.Tensor:
+    r"""The D → ∞ limit Ḡ(X, X2) of the Gram matrix of a random-feature embedding, shape (n, n2).
 
-    ReLU: the arc-cosine kernel of order 1, Ḡ = ‖x‖‖x'‖ (sin θ + (π − θ) cos θ) / (2π d).
+    ``depth`` is the number of fixed random layers (spec §1.5, Appendix H): 1 is the P-3L embedding of
+    eq. (5), Ḡ^(1)(x, x') = E_z[σ(zᵀx/√d) σ(zᵀx'/√d)], z ~ N(0, I_d); ``depth = L − 2`` matches
+    :class:`~wideflow.model.PartiallyTrained` of depth L; 0 is the identity embedding of the shallow net,
+    G^(0) = XX2ᵀ/d. Each layer applies :func:`dual_kernel` to the previous covariance (closed forms where they
+    exist, ``nodes``-point Gauss-Hermite quadrature otherwise). ReLU at depth 1 is the arc-cosine kernel of
+    order 1, Ḡ = ‖x‖‖x'‖ (sin θ + (π − θ) cos θ) / (2π d).
+
+    Computed in float64; the result is cast to ``dtype`` at the end.
     """
     act = get_activation(activation)
+    depth = check_positive_int("depth", depth, minimum=0)
+    out_dtype = resolve_dtype(dtype)
     X = as_tensor("X", X, ndim=2, dtype=torch.float64)
-    X2 = X if X2 is None else as_tensor("X2", X2, ndim=2, dtype=torch.float64, cols=X.shape[1])
-    if act.name != "relu":
-        raise NotImplementedError(f"limit_gram has no closed form for {act.name!r} yet")
-    return _relu_limit(X, X2)
+    same = X2 is None
+    X2 = X if same else as_tensor("X2", X2, ndim=2, dtype=torch.float64, cols=X.shape[1])
+    d = X.shape[1]
+    q1 = (X * X).sum(dim=1) / d
+    q2 = q1 if same else (X2 * X2).sum(dim=1) / d
+    cov = X @ X2.T / d
+    for _ in range(depth):
+        new_cov = dual_kernel(cov, q1, q2, act, nodes=nodes, symmetric=same)
+        q1 = dual_kernel(q1, q1, q1, act, nodes=nodes)
+        q2 = q1 if same else dual_kernel(q2, q2, q2, act, nodes=nodes)
+        cov = new_cov
+    return cov.to(out_dtype)
+
+
+def limit_depth(model: Any) -> int | None:
+    """The ``depth`` of :func:`limit_gram` that is the D → ∞ limit of this model's (or embedding's) Gram
+    matrix: 0 for :class:`~wideflow.embeddings.Identity`, 1 for
+    :class:`~wideflow.embeddings.RandomFeatures`, ``layers`` for
+    :class:`~wideflow.embeddings.DeepRandomFeatures`; ``None`` for a deterministic embedding without one."""
+    emb, _, _ = _embedding_and_dtype(model)
+    if isinstance(emb, Identity):
+        return 0
+    if isinstance(emb, DeepRandomFeatures):
+        return emb.layers
+    if isinstance(emb, RandomFeatures):
+        return 1
+    return None
+
+
+def expected_gram(model: Any, X: Any, X2: Any = None, *, nodes: int = DEFAULT_NODES) -> torch.Tensor:
+    """Ḡ for this model's embedding: the expectation of G over its random fixed layers, i.e. the D → ∞
+    limit (:func:`limit_gram` with the embedding's activation and depth, spec §1.10); for a deterministic
+    embedding (Identity, Quadratic, a user function) it is G itself. In the model's dtype and device."""
+    emb, dtype, device = _embedding_and_dtype(model)
+    depth = limit_depth(emb)
+    if depth is None:
+        return gram(model, X, X2)
+    activation = getattr(emb, "activation", "linear")
+    X = as_tensor("X", X, ndim=2, dtype=torch.float64, cols=emb.d)
+    X2 = None if X2 is None else as_tensor("X2", X2, ndim=2, dtype=torch.float64, cols=emb.d)
+    return limit_gram(X, X2, activation, depth, nodes=nodes).to(device=device, dtype=dtype)
+
+
+def dual_kernel(
+    cov: torch.Tensor,
+    var1: torch.Tensor,
+    var2: torch.Tensor,
+    activation: str | Activation,
+    *,
+    derivative: bool = False,
+    nodes: int = DEFAULT_NODES,
+    symmetric: bool = False,
+) -> torch.Tensor:
+    r"""E[g(u) g(v)] for (u, v) ~ N(0, [[var1_a, cov_ab], [cov_ab, var2_b]]), elementwise over (a, b).
+
+    g = σ, or σ' with ``derivative=True`` (the factor of the NTK-regime kernel, spec §1.7). ``cov`` has
+    shape (n1, n2) (or any shape broadcastable against ``var1[:, None]``, ``var2[None, :]``; pass equal-shape
+    vectors for a diagonal). Correlations are clamped to [−1, 1] and a zero variance makes that variable
+    identically 0. Closed forms: linear, ReLU (arc-cosine of order 1 and its derivative form (π − θ)/(2π)),
+    leaky ReLU (σ = s x + (1 − s) relu(x)), erf ((2/π) arcsin(2c/√((1+2q₁)(1+2q₂))) and
+    (4/π)/√((1+2q₁)(1+2q₂) − 4c²)); every other σ (or a user function registered under one of those names)
+    uses ``nodes``-point 2-D Gauss-Hermite quadrature in the variables u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y).
+    ``symmetric=True`` (a square ``cov`` with var1 = var2) evaluates the upper triangle only.
+    """
+    act = get_activation(activation)
+    nodes = check_positive_int("nodes", nodes, minimum=2)
+    if not isinstance(cov, torch.Tensor) or not isinstance(var1, torch.Tensor) or not isinstance(var2, torch.Tensor):
+        raise InvalidType("cov, var1 and var2 must be tensors.")
+    dtype = torch.float64
+    cov, var1, var2 = cov.to(dtype), var1.to(dtype), var2.to(dtype)
+    if cov.ndim == 2:
+        if var1.shape != (cov.shape[0],) or var2.shape != (cov.shape[1],):
+            raise InvalidShape(
+                f"var1 and var2 must have shapes ({cov.shape[0]},) and ({cov.shape[1]},) to match cov "
+                f"{tuple(cov.shape)}; got {tuple(var1.shape)} and {tuple(var2.shape)}."
+            )
+        q1, q2 = var1[:, None].expand_as(cov), var2[None, :].expand_as(cov)
+    elif cov.shape == var1.shape == var2.shape:
+        q1, q2 = var1, var2
+    else:
+        raise InvalidShape(f"cov must be (n1, n2), or match var1 and var2 in shape; got {tuple(cov.shape)}, "
+                           f"{tuple(var1.shape)}, {tuple(var2.shape)}.")
+    if bool((var1 < 0).any()) or bool((var2 < 0).any()):
+        raise InvalidArgument("var1 and var2 must be variances (>= 0); got a negative entry.")
+    q1, q2 = q1.clamp_min(0), q2.clamp_min(0)
+    closed = _closed_form(act, derivative)
+    if closed is not None:
+        return closed(q1, q2, cov, act)
+    if symmetric and cov.ndim == 2 and cov.shape[0] == cov.shape[1]:
+        rows, cols = torch.triu_indices(cov.shape[0], cov.shape[1])
+        upper = _quadrature(act, derivative, q1[rows, cols], q2[rows, cols], cov[rows, cols], nodes)
+        out = torch.empty_like(cov)
+        out[rows, cols] = upper
+        out[cols, rows] = upper
+        return out
+    flat = _quadrature(act, derivative, q1.reshape(-1), q2.reshape(-1), cov.reshape(-1), nodes)
+    return flat.reshape(cov.shape)
+
+
+def has_closed_form(activation: str | Activation, derivative: bool = False) -> bool:
+    """Whether :func:`dual_kernel` uses a closed form (not quadrature) for this activation."""
+    return _closed_form(get_activation(activation), derivative) is not None
 
 
 def tangent_kernel(H: torch.Tensor, c: torch.Tensor, activation: str | Activation, G: torch.Tensor) -> torch.Tensor:
@@ -84,10 +213,101 @@ def tangent_kernel(H: torch.Tensor, c: torch.Tensor, activation: str | Activatio
     return (S.T @ S) * G / m
 
 
-def _relu_limit(X: torch.Tensor, X2: torch.Tensor) -> torch.Tensor:
-    d = X.shape[1]
-    n1, n2 = X.norm(dim=1), X2.norm(dim=1)
-    outer = n1[:, None] * n2[None, :]
-    cos = torch.where(outer > 0, (X @ X2.T) / outer.clamp_min(torch.finfo(X.dtype).tiny), torch.zeros_like(outer))
-    theta = torch.arccos(cos.clamp(-1.0, 1.0))
-    return outer * (torch.sin(theta) + (math.pi - theta) * torch.cos(theta)) / (2 * math.pi * d)
+# ------------------------------------------------------------------------------------------ closed forms
+ClosedForm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Activation], torch.Tensor]
+
+
+def _angle(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(√(q₁q₂), θ = arccos ρ with ρ clamped to [−1, 1] and 0 where a variance vanishes, both-positive mask)."""
+    outer = torch.sqrt(q1 * q2)
+    positive = outer > 0
+    rho = torch.where(positive, c / outer.clamp_min(torch.finfo(outer.dtype).tiny), torch.zeros_like(c))
+    return outer, torch.arccos(rho.clamp(-1.0, 1.0)), positive
+
+
+def _relu_fn(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    outer, theta, _ = _angle(q1, q2, c)
+    return outer * (torch.sin(theta) + (math.pi - theta) * torch.cos(theta)) / (2 * math.pi)
+
+
+def _relu_both_positive(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """P(u > 0, v > 0) = (π − θ)/(2π); 0 if a variance vanishes (σ'(0) = 0 by the paper's convention)."""
+    _, theta, positive = _angle(q1, q2, c)
+    return torch.where(positive, (math.pi - theta) / (2 * math.pi), torch.zeros_like(theta))
+
+
+def _leaky_fn(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor, act: Activation) -> torch.Tensor:
+    # σ = s·x + (1−s)·relu(x); E[u relu(v)] = c/2 by the symmetry (u, v) → (−u, −v), so E[σσ] = s c + (1−s)² k_relu.
+    s = act.params["slope"]
+    return s * c + (1 - s) ** 2 * _relu_fn(q1, q2, c)
+
+
+def _leaky_deriv(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor, act: Activation) -> torch.Tensor:
+    # σ' = s + (1−s)·1{x > 0}; P(u > 0) = ½ if var > 0, else 0 (u ≡ 0).
+    s = act.params["slope"]
+    p1, p2 = 0.5 * (q1 > 0).to(q1.dtype), 0.5 * (q2 > 0).to(q2.dtype)
+    return s * s + s * (1 - s) * (p1 + p2) + (1 - s) ** 2 * _relu_both_positive(q1, q2, c)
+
+
+def _erf_fn(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    arg = 2 * c / torch.sqrt((1 + 2 * q1) * (1 + 2 * q2))
+    return (2 / math.pi) * torch.arcsin(arg.clamp(-1.0, 1.0))
+
+
+def _erf_deriv(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    # σ' = (2/√π) e^{−x²}: E[e^{−u²−v²}] = det(I + 2Σ)^{−1/2}; the determinant is ≥ 1 for a valid Σ.
+    det = ((1 + 2 * q1) * (1 + 2 * q2) - 4 * c * c).clamp_min(1.0)
+    return (4 / math.pi) / torch.sqrt(det)
+
+
+# name -> (reference σ for the identity check, E[σσ], E[σ'σ'])
+_CLOSED: dict[str, tuple[Callable[[torch.Tensor, Activation], torch.Tensor], ClosedForm, ClosedForm]] = {
+    "linear": (lambda x, a: x, lambda q1, q2, c, a: c.clone(), lambda q1, q2, c, a: torch.ones_like(c)),
+    "relu": (lambda x, a: torch.relu(x), lambda q1, q2, c, a: _relu_fn(q1, q2, c),
+             lambda q1, q2, c, a: _relu_both_positive(q1, q2, c)),
+    "leaky_relu": (lambda x, a: torch.where(x > 0, x, a.params["slope"] * x), _leaky_fn, _leaky_deriv),
+    "erf": (lambda x, a: torch.erf(x), lambda q1, q2, c, a: _erf_fn(q1, q2, c),
+            lambda q1, q2, c, a: _erf_deriv(q1, q2, c)),
+}
+_PROBE = torch.linspace(-3.0, 3.0, 13, dtype=torch.float64) + 0.0371
+
+
+def _closed_form(act: Activation, derivative: bool) -> Callable[..., torch.Tensor] | None:
+    """The closed form for ``act`` if its name has one *and* its σ is that function (a user activation
+    registered under a built-in name falls back to quadrature)."""
+    entry = _CLOSED.get(act.name)
+    if entry is None:
+        return None
+    reference, fn, deriv = entry
+    if not torch.allclose(act.fn(_PROBE), reference(_PROBE, act), rtol=1e-12, atol=1e-12):
+        return None
+    return deriv if derivative else fn
+
+
+# ------------------------------------------------------------------------------------------ quadrature
+@functools.lru_cache(maxsize=8)
+def _hermite(nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probabilists' Gauss-Hermite nodes and weights normalized to the N(0, 1) law."""
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    return torch.from_numpy(x), torch.from_numpy(w / math.sqrt(2 * math.pi))
+
+
+def _quadrature(act: Activation, derivative: bool, q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor,
+                nodes: int) -> torch.Tensor:
+    """E[g(u)g(v)] over flat vectors of pairs, with u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y), x, y ~ N(0, 1)."""
+    g = act.deriv if derivative else act.fn
+    x, w = _hermite(nodes)
+    s1, s2 = torch.sqrt(q1), torch.sqrt(q2)
+    outer = s1 * s2
+    rho = torch.where(outer > 0, c / outer.clamp_min(torch.finfo(outer.dtype).tiny), torch.zeros_like(c))
+    rho = rho.clamp(-1.0, 1.0)
+    perp = torch.sqrt((1 - rho * rho).clamp_min(0))
+    out = torch.empty_like(c)
+    chunk = max(1, _QUAD_CHUNK // (nodes * nodes))
+    for start in range(0, c.numel(), chunk):
+        sl = slice(start, start + chunk)
+        gu = g(s1[sl, None] * x[None, :])  # (p, Q)
+        v = s2[sl, None, None] * (rho[sl, None, None] * x[None, :, None] + perp[sl, None, None] * x[None, None, :])
+        inner = g(v) @ w  # (p, Q): E_y[g(v) | x]
+        out[sl] = (gu * inner) @ w
+    return out
