@@ -63,8 +63,8 @@ CHILD = textwrap.dedent(
                 if isinstance(obj, dict) and obj.get("step") == kill_in_save_at:
                     buf = io.BytesIO()
                     real_save(obj, buf, *args, **kwargs)
-                    with open(f, "wb") as fh:  # half of the bytes are on disk when the kill comes
-                        fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+                    f.write(buf.getvalue()[: len(buf.getvalue()) // 2])  # half is on disk when the kill comes
+                    f.flush()
                     Path(marker).write_text("ready")
                     time.sleep(600)
                 return real_save(obj, f, *args, **kwargs)
@@ -194,8 +194,8 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path: Path, monkeypa
     wf.train(model, X, y, steps=20, log_every=10, checkpoint=ckpt, progress=False)
     before = ckpt.read_bytes()
 
-    def full_disk(obj: object, f: str | os.PathLike, *args: object, **kwargs: object) -> None:
-        Path(f).write_bytes(b"partial")
+    def full_disk(obj: object, f: io.BufferedWriter, *args: object, **kwargs: object) -> None:
+        f.write(b"partial")
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)

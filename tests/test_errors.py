@@ -96,6 +96,7 @@ CASES: list[Case] = [
     C("models", "wf.WideNet({'kind': 'identiy', 'd': 3}, 10)", E.UnknownName, ("'identiy'", "'identity'?")),
     C("models", "wf.WideNet({'kind': 'identity', 'dim': 3}, 10)", E.InvalidArgument, ("identity", "'dim'", "'d'")),
     C("models", "wf.WideNet(lambda X: X[:, 0], 10, d=3)", E.InvalidShape, ("embedding", "(n, D)", "(2,)")),
+    C("models", "wf.WideNet(lambda X: X.float(), 10, d=3)(X)", E.InvalidType, ("embedding callable", "float32", "dtype")),
     # ---------------------------------------------------------------- forward pass and parameters
     C("forward", "model(X[:, :2])", E.InvalidShape, ("X", "2 columns", "d = 3")),
     C("forward", "model(X[0])", E.InvalidShape, ("X", "(3,)", "(n, d)", "reshape")),
@@ -158,7 +159,10 @@ CASES: list[Case] = [
       ("'saved_model.pt'", "not a wideflow training checkpoint")),
     C("train", "wf.train(model, X, y, steps=20, resume='other_run.ckpt')", E.CheckpointError,
       ("'other_run.ckpt'", "steps", "same")),
+    C("train", "wf.train(model, X, y, checkpoint=123)", E.InvalidType, ("checkpoint", "int", "path")),
     C("train", "wf.train(model, X, y, step_size=1e6)", E.TrainingDiverged, ("step 1", "step_size=1e+06", "2N/λ_max")),
+    C("train", "wf.train(wf.WideNet(lambda X: X * float('nan'), 10, d=3), X, y)", E.TrainingDiverged,
+      ("non-finite at step 0", "embedding", "not finite")),
     # ---------------------------------------------------------------- kernels
     C("kernels", "wf.gram(model, X[:, :2])", E.InvalidShape, ("X", "2 columns", "d = 3")),
     C("kernels", "wf.gram(model, X, X[:, :2])", E.InvalidShape, ("X2", "2 columns", "d = 3")),
@@ -187,6 +191,8 @@ CASES: list[Case] = [
     C("save/load", "wf.load('saved_model.pt', device='cuda:99')", E.InvalidArgument, ("device", "'cuda:99'"),
       portable=False),
     C("save/load", "wf.WideNet(lambda X: X, 10, d=3).save('callable.pt')", E.InvalidArgument, ("callable", "cannot be saved")),
+    C("save/load", "model.save('a_folder')", E.OutputError, ("'a_folder'", "folder")),
+    C("save/load", "model.save('garbage.pt/model.wfm')", E.OutputError, ("'garbage.pt/model.wfm'", "could not write")),
     # ---------------------------------------------------------------- building blocks
     C("building blocks", "wf.get_activation('leaky_relu', slope=2.0)", E.InvalidArgument, ("slope", "2.0", "(0, 1]")),
     C("building blocks", "wf.get_activation('sigmoid', slope=0.1)", E.InvalidArgument, ("sigmoid", "slope")),

@@ -40,6 +40,7 @@ from .errors import (
     InvalidArgument,
     InvalidType,
     KernelEngineUnavailable,
+    NonFiniteInput,
     TrainingDiverged,
     check_bool,
     check_choice,
@@ -586,6 +587,11 @@ def max_stable_step_size(model: WideNet, X: Any, reduction: str = "mean") -> flo
     if model.bias:
         S = model.activation.deriv(H) * model.c[:, None]
         K = K + neuron * (S.T @ S)
+    if not bool(torch.isfinite(K).all()):
+        raise NonFiniteInput(
+            "the tangent kernel K_0 has NaN or Inf entries: the embedding Φ(X) or the features h(X) of this model "
+            "are not finite on X."
+        )
     lam = float(torch.linalg.eigvalsh(K.double())[-1])
     return 2 * N / lam if lam > 0 else math.inf
 
@@ -679,13 +685,18 @@ def _copy_state(state: TrainState) -> TrainState:
 def _diverged(bad: tuple[int, float], state: TrainState, last: TrainState | None, engine: _Engine, model: WideNet,
               reduction: str, rows: list[dict[str, float]], reference: float, factor: float) -> TrainingDiverged:
     step, loss = bad
-    max_step = max_stable_step_size(model, engine.X, reduction)
     what = "became non-finite" if not math.isfinite(loss) else (
         f"exceeded {factor:g} times max(L_0, L of the zero predictor) = {reference:.3e}")
+    try:
+        max_step = max_stable_step_size(model, engine.X, reduction)
+        advice = (f"step_size={engine.delta:g}, but GD linearized at initialization is stable only for "
+                  f"step_size < {max_step:.4g} (= 2N/λ_max(K_0)); lower the step size.")
+    except NonFiniteInput as exc:
+        max_step = math.nan
+        advice = f"The model is not finite at initialization: {exc}"
     return TrainingDiverged(
         f"training diverged: the loss {what} at step {step} (loss {loss:.3e}; detected at step {state.step}). "
-        f"step_size={engine.delta:g}, but GD linearized at initialization is stable only for "
-        f"step_size < {max_step:.4g} (= 2N/λ_max(K_0)); lower the step size.",
+        + advice,
         step=step,
         last_finite_state=last,
         max_stable_step_size=max_step,

@@ -216,6 +216,11 @@ class Function(Embedding):
         out = self.fn(X)
         if not isinstance(out, torch.Tensor) or out.shape != (X.shape[0], self.D):
             raise InvalidShape(f"the embedding callable must return shape ({X.shape[0]}, {self.D}).")
+        if out.dtype != X.dtype or out.device != X.device:
+            raise InvalidType(
+                f"the embedding callable returned a {out.dtype} tensor on {out.device} for inputs of dtype "
+                f"{X.dtype} on {X.device}; it must keep the dtype and device of its input."
+            )
         return out
 
     def __repr__(self) -> str:

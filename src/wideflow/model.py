@@ -8,6 +8,7 @@ and mean-field. c_i = ±ĉ i.i.d. (Assumption 1) and W_ij ~ N(0, 1) i.i.d. (Assu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from collections.abc import Callable
@@ -308,8 +309,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
@@ -318,9 +320,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"could not write {str(path)!r}: {exc.strerror or exc}.") from None
+    except (OSError, RuntimeError) as exc:  # torch's writer reports some I/O failures as RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise OutputError(f"could not write {str(path)!r}: {reason}.") from None
     return path
 
 
