@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from wideflow.cli import main
-from wideflow.errors import InvalidArgument, UnknownName
+from wideflow.errors import InvalidArgument, InvalidType, UnknownName
 from wideflow.experiments import EXPERIMENTS, RunsFailed, exp1, exp2, exp3, load_preset, reproduce
 from wideflow.experiments.common import experiment_settings, loglinear_fit, loglog_slope, plot_over_seeds
 
@@ -49,6 +49,9 @@ def test_config_file_overrides_the_preset_and_seeds_repeat_settings(tmp_path) ->
         (5, 0, 0), (5, 1, 1), (10, 0, 0), (10, 1, 1)]
     s = settings("tiny", tmp_path / "mine.toml", seeds=3, device="cpu")
     assert len(exp1.configs(experiment_settings(s, "exp1"))) == 6
+    (tmp_path / "mine.toml").write_text("[exp2]\nseeds = 2\n")
+    s = settings("tiny", tmp_path / "mine.toml", seeds=3)  # --seeds wins over a per-experiment value too
+    assert experiment_settings(s, "exp2")["seeds"] == 3
 
 
 def test_preset_errors_name_file_table_and_key(tmp_path) -> None:
@@ -61,6 +64,9 @@ def test_preset_errors_name_file_table_and_key(tmp_path) -> None:
         settings("tiny", bad)
     bad.write_text("[exp3]\nn = [64, 32]\n")
     with pytest.raises(InvalidArgument, match=r"bad.toml.*exp3.n must be strictly increasing"):
+        settings("tiny", bad)
+    bad.write_text("[exp2]\nm = 'wide'\n")
+    with pytest.raises(InvalidType, match=r"bad.toml.*exp2.m must be an integer >= 1; got str 'wide'"):
         settings("tiny", bad)
     bad.write_text("[run]\nreduction = 'avg'\n")
     with pytest.raises(UnknownName, match=r"run.reduction='avg' is not known"):

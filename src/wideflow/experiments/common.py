@@ -28,6 +28,7 @@ from ..dynamics import METHODS, REDUCTIONS
 from ..errors import (
     InvalidArgument,
     InvalidType,
+    WideflowError,
     check_choice,
     check_positive_float,
     check_positive_int,
@@ -185,12 +186,18 @@ def load_preset(
                     raise unknown_name(f"key {key!r} of [{table}] in {str(path)!r}", key, allowed)
                 try:
                     merged.setdefault(table, {})[key] = allowed[key](f"{table}.{key}", value)
-                except InvalidArgument as exc:
+                except WideflowError as exc:
                     raise type(exc)(f"{str(path)!r}: {exc}") from None
+    overrides = {}
     if seeds is not None:
-        merged.setdefault("run", {})["seeds"] = positive_int("--seeds", seeds)
+        overrides["seeds"] = positive_int("--seeds", seeds)
     if device is not None:
-        merged.setdefault("run", {})["device"] = _device("--device", device)
+        overrides["device"] = _device("--device", device)
+    for key, value in overrides.items():  # the command line wins over every table that sets the key
+        merged.setdefault("run", {})[key] = value
+        for table in merged.values():
+            if key in table:
+                table[key] = value
     missing = [f"run.{k}" for k in RUN_KEYS if k not in merged.get("run", {})]
     missing += [f"{t}.{k}" for t, keys in experiment_keys.items() for k in keys if k not in merged.get(t, {})]
     if missing:

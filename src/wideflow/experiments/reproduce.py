@@ -63,7 +63,8 @@ def reproduce(
     every = [c for name in names for c in configs[name]]
     store = out / "store"
     ids = [sweep.run_id(c) for c in every]
-    finished_before = {rid for rid in ids if (store / "runs" / rid / "metrics.json").exists()}
+    existing = sweep.Store(store)
+    finished_before = {rid for rid in ids if existing.finished(rid)}
     t_sweep = time.perf_counter()
     results = sweep.run_sweep(every, store, scheduler=scheduler, progress=progress)
     sweep_wall = time.perf_counter() - t_sweep
