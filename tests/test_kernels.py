@@ -14,6 +14,8 @@ from wideflow.errors import InvalidArgument, InvalidShape, UnknownName
 from wideflow.kernels import dual_kernel, expected_gram, has_closed_form, limit_depth, limit_gram
 from wideflow.ntk import ntk_kernel, ntk_kernel_of
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small matrices: OpenMP sync costs more than the work
+
 BUILTIN = [a for a in available_activations() if not a.startswith("test_")]
 D_MC = 20_000  # random features for the depth-1 Monte Carlo estimate
 SEEDS_MC, D_DEEP = 12, 600  # independent depth-2 networks and their width

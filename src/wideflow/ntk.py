@@ -125,20 +125,28 @@ class NTKPredictor:
         """
         positive = lam > torch.finfo(lam.dtype).eps * max(float(self.eigenvalues.abs().max()), 1e-300)
         finite = torch.isfinite(t)
+        zero_inf = torch.where(finite, t, torch.zeros_like(t))
         if self.step_size is None:
-            x = torch.where(positive, -t * lam / self.N, torch.zeros_like(lam))
-            elapsed = torch.where(finite, t, torch.zeros_like(t)) / self.N
+            x = -t * lam / self.N
+            decay, spent = torch.exp(x), -torch.expm1(x)
+            elapsed = zero_inf / self.N
         else:
-            k = torch.round(torch.where(finite, t, torch.zeros_like(t)) / self.step_size)
-            if not bool(torch.allclose(k * self.step_size, torch.where(finite, t, k * self.step_size),
-                                       rtol=1e-9, atol=1e-12)):
+            k = torch.round(zero_inf / self.step_size)
+            if not bool(torch.allclose(k * self.step_size, zero_inf, rtol=1e-9, atol=1e-12)):
                 raise InvalidArgument(f"t must be a multiple of step_size={self.step_size} for the GD prediction.")
+            factor = 1 - self.step_size * lam / self.N  # in (−1, 1] for a stable step (checked at construction)
             steps = torch.where(finite, k, torch.full_like(k, math.inf))
-            x = torch.where(positive, steps * torch.log1p(-self.step_size * lam / self.N), torch.zeros_like(lam))
+            # (1 − δλ/N)^k as e^{k log1p(−δλ/N)} keeps the digits of 1 − decay (expm1) for a positive factor;
+            # a negative factor (δλ/N in (1, 2)) is raised to the integer power k directly (→ 0 as k → ∞)
+            x = steps * torch.log1p(-(1 - factor).clamp_max(1 - 1e-300))
+            signed = torch.where(finite, factor.pow(k), torch.zeros_like(factor))
+            decay = torch.where(factor > 0, torch.exp(x), signed)
+            spent = torch.where(factor > 0, -torch.expm1(x), 1 - signed)
             elapsed = k * self.step_size / self.N
         safe = torch.where(positive, lam, torch.ones_like(lam))
-        gain = torch.where(positive, -torch.expm1(x) / safe, elapsed + torch.zeros_like(lam))
-        return torch.exp(x), gain
+        decay = torch.where(positive, decay, torch.ones_like(decay))
+        gain = torch.where(positive, spent / safe, elapsed + torch.zeros_like(lam))
+        return decay, gain
 
     def history(self, times: Sequence[float], y_test: Any = None) -> pd.DataFrame:
         """A table like :attr:`wideflow.TrainResult.history`: time, train_loss (with this N) and test_error."""
