@@ -605,9 +605,10 @@ class _LossWatch:
         self.N = N
         self.checked = start
         self.sq = torch.zeros(log_every, dtype=like.dtype, device=like.device)
+        self._slots = self.sq.unbind()  # views made once: indexing each step would cost as much as the dot
 
     def __call__(self, k: int, e: torch.Tensor) -> None:
-        self.sq[k % self.period] = e @ e
+        torch.dot(e, e, out=self._slots[k % self.period])
 
     def first_bad(self, k: int, limit: float) -> tuple[int, float] | None:
         """The first step in (last check, k] (or k itself at the start) whose loss is non-finite or > limit."""
