@@ -520,8 +520,40 @@ built-in exception, so `except ValueError` keeps working:
 | `OutputError` | `RuntimeError` | a result file that cannot be written |
 | `TrainingDiverged` | `RuntimeError` | the loss became non-finite or exploded; carries `step`, `last_finite_state`, `max_stable_step_size` (2N/λ_max(K_0)) and `history` |
 
-The command line prints the same error on one line, `wideflow: error: CLASS: message`, and exits with status 2;
+The command line prints the same error on one line, `wideflow: error: CLASS: message`, and exits with status 2
+(as argparse does for malformed options; also for operating-system errors such as an unwritable `--out`);
 `wideflow --debug ...` shows the traceback instead.
+
+## Divergence
+
+`wf.train` records the loss of every GD step on the device (no synchronization per step) and checks it at
+each logging step: when the loss of any step is NaN/Inf or exceeds `divergence_factor` (default 1e8) times
+max(L_0, loss of the zero predictor), it raises `TrainingDiverged` with the first such `step`, the
+`last_finite_state` (the `TrainState` of the last logged step), the `history` so far and
+`max_stable_step_size` = 2N/λ_max(K_0), where K_0 is the tangent kernel at initialization of every trained
+parameter (W, and c and b when trained), as neural-tangents' `max_learning_rate` computes it. A blow-up
+between two logging steps is caught even when the loss comes back down (a huge step can kill every ReLU).
+`wf.max_stable_step_size(model, X, reduction)` gives the same number before training. GD converges below it;
+between 2 and about 2.5 times it ReLU nets may "catapult" and still converge; above that it diverges
+(`tests/test_errors.py` checks 0.9x and 2.5x).
+
+## Checkpoints and saved models
+
+```python
+result = wf.train(model, X, y, steps=100_000, checkpoint="run.ckpt", resume="run.ckpt")
+```
+
+writes `run.ckpt` every `checkpoint_every` steps (a multiple of `log_every`; about ten per run by default)
+and at the end, atomically (a temporary file in the same folder, fsync, rename: a run killed at any instant
+leaves the previous checkpoint intact). It holds the engine state, the random-generator states, the history
+and the run's settings with a hash of the data. Rerunning the same call after an interruption continues from
+the checkpoint (a missing file starts from step 0) and ends bit-identical to an uninterrupted run, history and
+final W (`tests/test_checkpoint.py` SIGKILLs training processes, once mid-write, to show it). A checkpoint
+written by another run (other data, model or settings) is refused with a `CheckpointError` that names what
+differs. `model.save(path)` stores the configuration (class, embedding spec and seed, m, activation and its
+parameters, scaling, ĉ, dtype, flags), the embedding's random weights and c, W, b; `wf.load(path,
+device=...)` rebuilds it, without re-drawing anything, with bit-identical predictions in any process. Both
+files are read with `torch.load(weights_only=True)`.
 
 ## The bad inputs tried
 
