@@ -37,7 +37,8 @@ def main() -> None:
     # The theorems' rate is set by λ_min(Ḡ^(1)); the empirical G^(1) concentrates around it as D grows.
     G, G_bar = wf.gram(model, X), wf.limit_gram(X)
     lam, lam_bar = torch.linalg.eigvalsh(G)[0].item(), torch.linalg.eigvalsh(G_bar)[0].item()
-    print(f"λ_min(G^(1)) = {lam:.4f}   λ_min(Ḡ^(1)) = {lam_bar:.4f}   ‖G − Ḡ‖ = {torch.linalg.norm(G - G_bar, 2):.4f}")
+    concentration = torch.linalg.matrix_norm(G - G_bar, ord=2).item()
+    print(f"λ_min(G^(1)) = {lam:.4f}   λ_min(Ḡ^(1)) = {lam_bar:.4f}   ‖G − Ḡ‖ = {concentration:.4f}")
 
     result = wf.train(model, X, y, steps=steps, step_size=1.0, X_test=X_test, y_test=y_test,
                       log_every=max(1, steps // 10))
@@ -47,9 +48,9 @@ def main() -> None:
     # The trained network as a plain torch.nn.Module (W materialized), usable in any PyTorch code.
     module = result.model.to_module()
     with torch.no_grad():
-        gap = (module(X_test) - result.model(X_test)).abs().max().item()
+        diff = (module(X_test) - result.model(X_test)).abs().max().item()
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
-    print(f"torch module: {trainable} trained parameters (W), max |module − model| = {gap:.1e}")
+    print(f"torch module: {trainable} trained parameters (W), max |module − model| = {diff:.1e}")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ def test_xavier_network_has_the_variances_of_appendix_b() -> None:
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
 def test_from_module_reproduces_the_xavier_network(activation: str) -> None:
-    """f_xavier = √(d/2)·f_P3L for 1-homogeneous σ (spec §3.1), with z = √m θ1, W = √(2m) θ2, c = √m θ3."""
+    """f_xavier = √(d/2)·f_P3L for 1-homogeneous σ (spec §3.1): z = √m θ1, W = √(2m) θ2, c = √m θ3."""
     d, m = 7, 96
     net = xavier_network(d, m, activation, seed=4)
     X, _ = wf.data.axis_xor(50, d, seed=2)
