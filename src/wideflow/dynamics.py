@@ -516,7 +516,7 @@ def train(
     # divergence is judged against the larger of L_0 and the loss of predicting 0, so that a run starting
     # (almost) at zero loss is not flagged for ordinary fluctuations
     reference = max(float(0.5 * (yt @ yt) / N), rows[0]["train_loss"] if rows else 0.0)
-    watch = _LossWatch(log_every, N, start, yt)
+    watch = _LossWatch(min(log_every, steps), N, start, yt)  # a check window never spans more steps
     last_state: TrainState | None = None
     state: TrainState | None = None
     try:
@@ -598,13 +598,13 @@ def max_stable_step_size(model: WideNet, X: Any, reduction: str = "mean") -> flo
 
 class _LossWatch:
     """The training loss of every GD step, kept on the engine's device (no host synchronization per step)
-    in a ring of ``log_every`` slots and checked at logging steps."""
+    in a ring of ``period`` slots (at least the steps between two checks) and checked at logging steps."""
 
-    def __init__(self, log_every: int, N: float, start: int, like: torch.Tensor) -> None:
-        self.period = log_every
+    def __init__(self, period: int, N: float, start: int, like: torch.Tensor) -> None:
+        self.period = period
         self.N = N
         self.checked = start
-        self.sq = torch.zeros(log_every, dtype=like.dtype, device=like.device)
+        self.sq = torch.zeros(period, dtype=like.dtype, device=like.device)
         self._slots = self.sq.unbind()  # views made once: indexing each step would cost as much as the dot
 
     def __call__(self, k: int, e: torch.Tensor) -> None:
