@@ -11,6 +11,11 @@ from .dynamics import TrainResult, TrainState, max_stable_step_size, train
 from .errors import TrainingDiverged, WideflowError
 from .interop import from_module, to_module
 from .kernels import gram, limit_gram, tangent_kernel
+from . import diagnostics, flow, ntk, theory  # wideflow.plotting (matplotlib) is imported on demand
+from .diagnostics import FeatureTracker, width_sweep
+from .flow import compare_gd_to_flow, gradient_flow
+from .ntk import ntk_kernel, ntk_predictor
+from .theory import check, fit_rate, lemma1, pl_bound
 from .model import P3L, PartiallyTrained, Shallow, WideNet, load
 from .scalings import Scaling, get_scaling
 from .sweep import load_results
@@ -38,6 +43,20 @@ __all__ = [
     "gram",
     "limit_gram",
     "tangent_kernel",
+    "diagnostics",
+    "flow",
+    "ntk",
+    "theory",
+    "FeatureTracker",
+    "width_sweep",
+    "gradient_flow",
+    "compare_gd_to_flow",
+    "ntk_kernel",
+    "ntk_predictor",
+    "check",
+    "fit_rate",
+    "lemma1",
+    "pl_bound",
     "WideflowError",
     "TrainingDiverged",
     "max_stable_step_size",

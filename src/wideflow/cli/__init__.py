@@ -17,7 +17,7 @@ from .._version import __version__
 from ..errors import WideflowError
 
 # Sub-command modules of this package; each defines register(subparsers) and sets func=handler(args) -> int.
-COMMANDS: tuple[str, ...] = ("train_cmd", "sweep_cmd", "results_cmd", "reproduce_cmd")
+COMMANDS: tuple[str, ...] = ("train_cmd", "sweep_cmd", "results_cmd", "reproduce_cmd", "check_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

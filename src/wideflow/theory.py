@@ -1,0 +1,483 @@
+r"""The paper's theorems as measurements: spectra, Condition 1, rates, Lemma 1, and the assumption checker.
+
+- Spectra (spec §1.7, §2.1): λ_min, λ_max, condition number, G_min = min_a G_aa, G_max = max_a G_aa of G and Ḡ.
+- Condition 1 (spec §2.1): ‖G^(1) − Ḡ^(1)‖ (operator norm) over a range of D and seeds; it decays like
+  D^{-1/2} and falls below λ_min(Ḡ)/2, the level Theorem 2's proof needs (spec §2.6), once D is large.
+- Rates: the fitted linear rate of log L_t (slope of a least-squares line over a window, with R²); the PL
+  bound 2ĉ²λ_min(G)K_σ'²/N of spec §1.8 for σ with |σ'| ≥ K_σ' everywhere; Lemma 1's quantities η_t, η̂_0, κ
+  and its guaranteed rate (spec §2.3); Lemma 3's constant K(I, λ_1, λ_2) and width condition (spec §2.2).
+- :func:`check`: which of Assumptions 1-4 and Condition 1 hold for a concrete model and data set, which
+  theorem or corollary therefore applies, and the rate that can be guaranteed explicitly.
+
+Loss normalization (spec §1.8): L = (1/2N) Σ_a e_a², N = 1 ("sum", the paper's statements) or n ("mean"). All
+rates are per unit of GF time and carry the 1/N; Lemma 1's condition involves the sum loss N·L_0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._tensor import as_tensor
+from .activations import Activation
+from .embeddings import DeepRandomFeatures, Identity, RandomFeatures
+from .errors import InvalidArgument, InvalidShape, check_choice, check_positive_float, check_positive_int
+from .kernels import expected_gram, gram, limit_depth, limit_gram
+
+__all__ = [
+    "spectrum",
+    "gram_spectra",
+    "concentration",
+    "fit_power",
+    "fit_rate",
+    "pl_bound",
+    "active_fraction",
+    "eta",
+    "eta_hat_0",
+    "middle_third",
+    "lemma_interval",
+    "kappa",
+    "lemma1",
+    "lemma1_envelope",
+    "lemma3_constant",
+    "check",
+    "format_check",
+]
+
+_REDUCTIONS = ("sum", "mean")
+
+
+# ---------------------------------------------------------------------------------------------- spectra
+def spectrum(G: Any) -> dict[str, float]:
+    """λ_min, λ_max, condition number λ_max/λ_min (∞ if λ_min ≤ 0), G_min and G_max of a Gram matrix (eq. (15))."""
+    G = as_tensor("G", G, ndim=2, dtype=torch.float64)
+    if G.shape[0] != G.shape[1]:
+        raise InvalidShape(f"G must be square; got shape {tuple(G.shape)}.")
+    lam = torch.linalg.eigvalsh(0.5 * (G + G.T))
+    lo, hi = float(lam[0]), float(lam[-1])
+    diag = torch.diagonal(G)
+    return {"lambda_min": lo, "lambda_max": hi, "condition": hi / lo if lo > 0 else math.inf,
+            "G_min": float(diag.min()), "G_max": float(diag.max())}
+
+
+def gram_spectra(model: Any, X: Any) -> pd.DataFrame:
+    """The spectrum (:func:`spectrum`) of the model's G and of its limit Ḡ (:func:`~wideflow.kernels.expected_gram`),
+    one row each, with the column ``matrix`` = "G" or "Gbar"."""
+    rows = [{"matrix": "G", **spectrum(gram(model, X).cpu())},
+            {"matrix": "Gbar", **spectrum(expected_gram(model, X).cpu())}]
+    return pd.DataFrame(rows)
+
+
+def concentration(
+    X: Any,
+    activation: str | Activation = "relu",
+    Ds: Sequence[int] = (64, 256, 1024, 4096),
+    seeds: Iterable[int] = range(3),
+    depth: int = 1,
+    *,
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Condition 1 as a measurement: ‖G − Ḡ‖ for random embeddings of width D, over ``Ds`` × ``seeds``.
+
+    Each row: D, seed, op_error = ‖G − Ḡ‖₂, rel_error = op_error/λ_max(Ḡ), lambda_min_G, lambda_min_Gbar and
+    condition1 = (op_error ≤ λ_min(Ḡ)/2), the level Theorem 2's proof needs (spec §2.6). ``depth`` counts the
+    fixed random layers (1: P-3L, eq. (5); more: Appendix H). :func:`fit_power` on (D, op_error) gives the
+    decay exponent (≈ −½).
+    """
+    from tqdm.auto import tqdm
+
+    X = as_tensor("X", X, ndim=2, dtype=torch.float64)
+    depth = check_positive_int("depth", depth)
+    Ds = [check_positive_int("Ds", D) for D in Ds]
+    seeds = list(seeds)
+    Gbar = limit_gram(X, activation=activation, depth=depth)
+    lam_bar = torch.linalg.eigvalsh(Gbar)
+    rows = []
+    grid = [(D, s) for D in Ds for s in seeds]
+    for D, seed in tqdm(grid, desc="Condition 1", disable=not _show(progress)):
+        emb = (RandomFeatures(X.shape[1], D, activation, seed) if depth == 1
+               else DeepRandomFeatures(X.shape[1], D, depth, activation, seed))
+        G = gram(emb, X)
+        err = float(torch.linalg.matrix_norm(G - Gbar, ord=2))
+        rows.append({"D": D, "seed": seed, "op_error": err, "rel_error": err / float(lam_bar[-1]),
+                     "lambda_min_G": float(torch.linalg.eigvalsh(G)[0]), "lambda_min_Gbar": float(lam_bar[0]),
+                     "condition1": err <= float(lam_bar[0]) / 2})
+    return pd.DataFrame(rows)
+
+
+def _show(progress: bool | None) -> bool:
+    import sys
+
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+# ---------------------------------------------------------------------------------------------- fits
+def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares y ≈ a + b x: (b, a, R²); R² = 1 for an exact line."""
+    if x.size < 2:
+        raise InvalidArgument(f"a fit needs at least 2 points; got {x.size}.")
+    b, a = np.polyfit(x, y, 1)
+    ss_res = float(((y - (a + b * x)) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+    return float(b), float(a), r2
+
+
+def fit_power(x: Any, y: Any) -> dict[str, float]:
+    """Fit y ≈ C x^p on a log-log scale (e.g. the decay of ‖G − Ḡ‖ with D, or a diagnostic with m):
+    returns exponent p, prefactor C and R² of the log-log line. Repeated x (seeds) are averaged first."""
+    df = pd.DataFrame({"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float)})
+    if (df["x"] <= 0).any() or (df["y"] <= 0).any():
+        raise InvalidArgument("fit_power needs positive x and y (it fits a line to log y against log x).")
+    mean = df.groupby("x", sort=True)["y"].mean()
+    p, log_c, r2 = _linear_fit(np.log(mean.index.to_numpy()), np.log(mean.to_numpy()))
+    return {"exponent": p, "prefactor": math.exp(log_c), "r2": r2}
+
+
+def fit_rate(
+    history: pd.DataFrame,
+    window: tuple[float, float] | None = None,
+    *,
+    time: str = "time",
+    loss: str = "train_loss",
+    floor: float = 1e-24,
+) -> dict[str, float]:
+    """The linear rate r of log L_t ≈ a − r t, fitted by least squares over ``window`` = (t_start, t_end).
+
+    Points with L ≤ ``floor``·L_0 are dropped (float64 round-off makes log L flat near 1e-30·L_0, which would
+    bias the slope). Returns rate, intercept (= a), r2 (goodness of fit of the line), t_start, t_end, points.
+    """
+    for col in (time, loss):
+        if col not in history:
+            raise InvalidArgument(f"history has no column {col!r}; its columns are {list(history.columns)}.")
+    floor = check_positive_float("floor", floor)
+    t = history[time].to_numpy(dtype=float)
+    L = history[loss].to_numpy(dtype=float)
+    keep = np.isfinite(L) & (L > floor * L[0])
+    if window is not None:
+        lo, hi = window
+        if not lo < hi:
+            raise InvalidArgument(f"window must be (t_start, t_end) with t_start < t_end; got {window!r}.")
+        keep &= (t >= lo) & (t <= hi)
+    if keep.sum() < 2:
+        raise InvalidArgument(f"fewer than 2 points of {loss!r} are in the window {window!r} above the floor.")
+    slope, intercept, r2 = _linear_fit(t[keep], np.log(L[keep]))
+    return {"rate": -slope, "intercept": intercept, "r2": r2, "t_start": float(t[keep][0]),
+            "t_end": float(t[keep][-1]), "points": int(keep.sum())}
+
+
+# ---------------------------------------------------------------------------------------------- PL bound
+def _N(reduction: str, n: int) -> float:
+    return 1.0 if check_choice("reduction", reduction, _REDUCTIONS) == "sum" else float(n)
+
+
+def pl_bound(model: Any, X: Any, reduction: str = "sum") -> float:
+    """The PL rate 2 ĉ² λ_min(G) K_σ'² / N of spec §1.8: L_t ≤ L_0 e^{−rate·t} along the gradient flow.
+
+    From (14) and the Schur product theorem, λ_min(K_t) ≥ min_a (1/m) Σ_i c_i² σ'(h_i(x_a))² λ_min(G) ≥
+    ĉ² K_σ'² λ_min(G) when |σ'| ≥ K_σ' on the whole line (linear, leaky and smoothed leaky ReLU, cubic is
+    not: its σ' vanishes at 0). ĉ² is min_i c_i² of the model. Valid in every scaling of Table 1.
+    """
+    act = model.activation
+    if not act.globally_active:
+        raise InvalidArgument(
+            f"the PL bound needs |σ'| >= K_σ' > 0 on the whole line; activation {act!r} has the active interval "
+            f"{act.interval} only. Use lemma1() for a rate that holds on an interval, or a globally active σ "
+            "(linear, leaky_relu, smooth_leaky_relu)."
+        )
+    X = model._input(X)
+    lam = spectrum(gram(model, X).cpu())["lambda_min"]
+    c2 = float((model.c**2).min())
+    return 2 * c2 * max(lam, 0.0) * act.k_sigma**2 / _N(reduction, X.shape[0])
+
+
+# ---------------------------------------------------------------------------------------------- Lemma 1
+def active_fraction(H: torch.Tensor, interval: tuple[float, float]) -> torch.Tensor:
+    """(1/m) #{i : H_ia ∈ (I_l, I_r)} for each point a; H has shape (m, n) (the features h_i(x_a))."""
+    lo, hi = interval
+    return ((H > lo) & (H < hi)).to(torch.float64).mean(dim=0)
+
+
+def eta(H: torch.Tensor, interval: tuple[float, float]) -> float:
+    """η_t = min_a (1/m) #{i : h_i^t(x_a) ∈ I} (spec §2.3), for features H (m, n)."""
+    return float(active_fraction(H, interval).min())
+
+
+def middle_third(interval: tuple[float, float]) -> tuple[float, float]:
+    """I_0 = (I_l + ξ, I_r − ξ) with ξ = (I_r − I_l)/3 (spec §2.3); I must be bounded."""
+    lo, hi = interval
+    if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+        raise InvalidArgument(f"interval must be bounded with I_l < I_r for Lemma 1; got {interval!r}. "
+                              "See lemma_interval() for a bounded choice inside an unbounded active interval.")
+    xi = (hi - lo) / 3
+    return lo + xi, hi - xi
+
+
+def eta_hat_0(H0: torch.Tensor, interval: tuple[float, float]) -> float:
+    """η̂_0 = min_a (1/m) #{i : h_i^0(x_a) ∈ I_0}, eq. (18), with I_0 the middle third of I."""
+    return eta(H0, middle_third(interval))
+
+
+def lemma_interval(activation: Activation, G_max: float, width: float = 3.0) -> tuple[float, float]:
+    """A bounded interval for Lemma 1 inside σ's active interval: I ∩ (−B, B) with B = ``width``·√G_max.
+
+    Lemma 1 needs ξ = |I|/3 finite; any sub-interval of an active interval is active with the same K_σ'.
+    With B = 3√G_max, ReLU gets I = (0, 3√G_max), I_0 = (√G_max, 2√G_max), and a globally active σ gets
+    I_0 = (−√G_max, √G_max), which holds ≈ 68% of the h_i^0(x_a) ~ N(0, G_aa) at G_aa = G_max.
+    """
+    bound = check_positive_float("width", width) * math.sqrt(check_positive_float("G_max", G_max))
+    lo, hi = activation.interval
+    out = (max(lo, -bound), min(hi, bound))
+    if not out[0] < out[1]:
+        raise InvalidArgument(f"the active interval {activation.interval} does not meet (−{bound:.3g}, {bound:.3g}).")
+    return out
+
+
+def kappa(lambda_1: float, lambda_2: float, k_sigma: float, interval: tuple[float, float]) -> float:
+    """κ(λ_1, λ_2) = 9 λ_2 / (2 λ_1 K_σ' (I_r − I_l)) of Lemma 1 (spec §2.3), used with (λ_min(G), λ_max(G))."""
+    lo, hi = interval
+    if not lambda_1 > 0:
+        raise InvalidArgument(f"lambda_1 must be > 0 (λ_min(G) > 0 is a hypothesis of Lemma 1); got {lambda_1!r}.")
+    middle_third(interval)
+    return 9 * lambda_2 / (2 * lambda_1 * check_positive_float("k_sigma", k_sigma) * (hi - lo))
+
+
+def lemma1_envelope(eta_hat: float, kappa_value: float, c_hat: float, L0_sum: float, Lt_sum: Any) -> Any:
+    """The lower envelope of Lemma 1: η_t ≥ (η̂_0^{3/2} − (κ/ĉ)(√L_0 − √L_t))^{2/3} (0 once the bracket is ≤ 0),
+    with L the *sum* loss ½ Σ_a e_a² (N = 1, as in the paper). Works on floats or arrays of L_t."""
+    inner = eta_hat**1.5 - (kappa_value / c_hat) * (math.sqrt(L0_sum) - np.sqrt(Lt_sum))
+    return np.maximum(inner, 0.0) ** (2.0 / 3.0)
+
+
+def lemma1(model: Any, X: Any, y: Any, reduction: str = "sum",
+           interval: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Lemma 1 (spec §2.3) at the model's current parameters, as numbers.
+
+    I defaults to :func:`lemma_interval` (σ's active interval, bounded at 3√G_max). Returns interval, I_0,
+    eta_0 (η at t = 0), eta_hat_0 (η̂_0, eq. (18)), kappa (κ(λ_min(G), λ_max(G))), c_hat (min_i |c_i|), L0 (the
+    loss with this reduction) and L0_sum, margin = η̂_0^{3/2} − κ√L0_sum/ĉ, applies (margin > 0 and
+    λ_min(G) > 0) and rate: where it applies, L_t ≤ L_0 e^{−rate·t} with
+    rate = 2ĉ² λ_min(G) K_σ'² margin^{2/3} / N; otherwise ``None``.
+    """
+    X = model._input(X)
+    n = X.shape[0]
+    yt = as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=n)
+    spec = spectrum(gram(model, X).cpu())
+    act = model.activation
+    interval = lemma_interval(act, spec["G_max"]) if interval is None else tuple(map(float, interval))
+    I0 = middle_third(interval)
+    lo, hi = act.interval
+    if interval[0] < lo or interval[1] > hi:
+        raise InvalidArgument(f"interval {interval} must lie inside σ's active interval {act.interval}.")
+    H0 = model.features(X).T
+    e = model.output_from_features(H0.T) - yt
+    L0_sum = float(0.5 * (e @ e))
+    N = _N(reduction, n)
+    c_hat = float(model.c.abs().min())
+    eh = eta_hat_0(H0, interval)
+    out: dict[str, Any] = {"interval": interval, "I0": I0, "eta_0": eta(H0, interval), "eta_hat_0": eh,
+                           "kappa": None, "c_hat": c_hat, "L0": L0_sum / N, "L0_sum": L0_sum, "margin": None,
+                           "applies": False, "rate": None}
+    if spec["lambda_min"] <= 0 or c_hat == 0:
+        return out
+    kap = kappa(spec["lambda_min"], spec["lambda_max"], act.k_sigma, interval)
+    margin = eh**1.5 - kap * math.sqrt(L0_sum) / c_hat
+    out.update(kappa=kap, margin=margin, applies=margin > 0)
+    if margin > 0:
+        out["rate"] = 2 * c_hat**2 * spec["lambda_min"] * act.k_sigma**2 * margin ** (2 / 3) / N
+    return out
+
+
+def lemma3_constant(interval: tuple[float, float], lambda_1: float, lambda_2: float) -> float:
+    """K(I, λ_1, λ_2) = min_{λ_1 ≤ v ≤ λ_2} P(N(0, v) ∈ I_0) of Lemma 3 (spec §2.2).
+
+    v ↦ P(N(0, v) ∈ (a, b)) = Φ(b/√v) − Φ(a/√v) is monotone (a < 0 < b) or rises then falls (0 ≤ a < b, one
+    sign change of its derivative), so its minimum over [λ_1, λ_2] is at an endpoint.
+    """
+    from scipy.stats import norm
+
+    a, b = middle_third(interval)
+    if not 0 < lambda_1 <= lambda_2:
+        raise InvalidArgument(f"need 0 < lambda_1 <= lambda_2; got {lambda_1!r}, {lambda_2!r}.")
+
+    def mass(v: float) -> float:
+        s = math.sqrt(v)
+        return float(norm.cdf(b / s) - norm.cdf(a / s))
+
+    return min(mass(lambda_1), mass(lambda_2))
+
+
+# ---------------------------------------------------------------------------------------------- checker
+def _item(holds: bool | None, detail: str) -> dict[str, Any]:
+    return {"holds": holds, "detail": detail}
+
+
+def check(model: Any, X: Any, y: Any, *, reduction: str = "sum", delta: float = 0.05,
+          verbose: bool = True) -> dict[str, Any]:
+    """Which of Assumptions 1-4 and Condition 1 hold for this model and data, which theorem applies, and the
+    rate that can be guaranteed explicitly (spec §2). Prints a table (``verbose``) and returns a dict:
+
+    - ``constants``: ĉ, L_σ, I, K_σ', λ_min/λ_max/G_min/G_max of G (and of Ḡ for random embeddings),
+      ‖G − Ḡ‖, η̂_0 with Lemma 1's interval, κ, Lemma 3's K(I, G_min, G_max), L_0.
+    - ``conditions``: {name: {"holds": True/False/None (not applicable), "detail": str}} for Assumptions
+      1-4, Condition 1, λ_min(G) > 0, "n <= d, independent" (shallow net), Lemma 3's width condition at
+      failure probability ``delta``, and Lemma 1's condition κ√L_0/ĉ < η̂_0^{3/2}.
+    - ``theorem``: "Corollary 1", "Theorem 1", "Theorem 2" or "Theorem 3" (or ``None``) and ``theorem_reason``.
+      Their rates r ĉ² λ_min have constants r that the paper does not give explicitly (spec §2.4-2.7);
+    - ``pl_rate``, ``lemma1_rate``: the explicit rates (``None`` where they do not apply), and
+      ``guaranteed_rate`` / ``rate_source``: the larger of the two. Rates are per unit GF time with this
+      ``reduction``.
+    """
+    from scipy.stats import kstest
+
+    from .model import WideNet
+
+    if not isinstance(model, WideNet):
+        raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
+    delta = check_positive_float("delta", delta)
+    if delta >= 1:
+        raise InvalidArgument(f"delta is a failure probability in (0, 1); got {delta!r}.")
+    Xt = model._input(X)
+    n, d = Xt.shape
+    N = _N(reduction, n)
+    act = model.activation
+    emb = model.embedding
+    G = gram(model, Xt).cpu().double()
+    sG = spectrum(G)
+    consts: dict[str, Any] = {"c_hat": float(model.c.abs().min()), "L_sigma": act.lipschitz,
+                              "interval": act.interval, "K_sigma": act.k_sigma,
+                              **{f"{k}_G" if k.startswith("lambda") or k == "condition" else k: v
+                                 for k, v in sG.items()}}
+    cond: dict[str, dict[str, Any]] = {}
+
+    c = model.c.cpu()
+    equal = bool(torch.allclose(c.abs(), c.abs().max().expand_as(c), rtol=1e-12, atol=0))
+    plus = float((c > 0).double().mean())
+    cond["Assumption 1"] = _item(equal and 0 < plus < 1,
+                                 f"|c_i| = ĉ = {consts['c_hat']:.4g} for all i: {equal}; fraction of c_i > 0: {plus:.3f}")
+    lip_ok = act.lipschitz is not None
+    cond["Assumption 2"] = _item(lip_ok and act.k_sigma > 0,
+                                 f"L_σ = {act.lipschitz}, I = {act.interval}, K_σ' = {act.k_sigma:.4g}")
+    W = model.W
+    rows = W[: model.m // 2] if model.scaling.symmetrize else W  # the NTK copy rows are not independent draws
+    sample = rows.reshape(-1)[:20000].double().cpu().numpy()
+    p = float(kstest(sample, "norm").pvalue)
+    cond["Assumption 3"] = _item(p > 1e-3, f"W_ij ~ N(0, 1): mean {sample.mean():.3f}, var {sample.var():.3f}, "
+                                           f"KS p-value {p:.3g} on {sample.size} entries (holds at initialization)")
+    cond["lambda_min(G) > 0"] = _item(sG["lambda_min"] > 1e-12 * max(sG["lambda_max"], 1e-300),
+                                      f"λ_min(G) = {sG['lambda_min']:.4g}, λ_max(G) = {sG['lambda_max']:.4g}")
+    if isinstance(emb, Identity):
+        rank = int(torch.linalg.matrix_rank(Xt.cpu().double()))
+        cond["n <= d, independent"] = _item(n <= d and rank == n, f"n = {n}, d = {d}, rank(X) = {rank}")
+    else:
+        cond["n <= d, independent"] = _item(None, "only for the shallow net (Corollary 1)")
+
+    depth = limit_depth(model)
+    random = isinstance(emb, RandomFeatures | DeepRandomFeatures)
+    if random:
+        Gbar = expected_gram(model, Xt).cpu().double()
+        sB = spectrum(Gbar)
+        err = float(torch.linalg.matrix_norm(G - Gbar, ord=2))
+        consts.update({"lambda_min_Gbar": sB["lambda_min"], "lambda_max_Gbar": sB["lambda_max"],
+                       "Gbar_min": sB["G_min"], "Gbar_max": sB["G_max"], "concentration_error": err,
+                       "limit_depth": depth})
+        pd_bar = sB["lambda_min"] > 1e-12 * max(sB["lambda_max"], 1e-300)
+        cond["Condition 1"] = _item(pd_bar and err <= sB["lambda_min"] / 2,
+                                    f"‖G − Ḡ‖ = {err:.4g} vs λ_min(Ḡ)/2 = {sB['lambda_min'] / 2:.4g} (D = {model.D})")
+        if depth == 1:
+            cond["Assumption 4"] = _item(pd_bar and math.isfinite(sB["G_max"]),
+                                         f"π_z = N(0, I_d) (sub-Gaussian); λ_min(Ḡ^(1)) = {sB['lambda_min']:.4g}, "
+                                         f"Ḡ^(1)_max = {sB['G_max']:.4g}")
+        else:
+            cond["Assumption 4"] = _item(None, "for the P-3L net (one random layer); deeper nets use Condition 1")
+    else:
+        cond["Condition 1"] = _item(None, "for random embeddings only")
+        cond["Assumption 4"] = _item(None, "for the P-3L net only")
+
+    # Lemma 1 and Lemma 3
+    l1 = lemma1(model, Xt, y, reduction=reduction) if sG["G_max"] > 0 else None
+    if l1 is not None:
+        consts.update({"lemma_interval": l1["interval"], "eta_hat_0": l1["eta_hat_0"], "kappa": l1["kappa"],
+                       "L0": l1["L0"]})
+        K3 = lemma3_constant(l1["interval"], max(sG["G_min"], 1e-300), sG["G_max"]) if sG["G_min"] > 0 else 0.0
+        consts["K_lemma3"] = K3
+        need = 2 * math.log(n / delta) / K3**2 if K3 > 0 else math.inf
+        cond["Lemma 3 width"] = _item(model.m >= need, f"m = {model.m} vs 2 log(n/δ)/K² = {need:.4g} (δ = {delta})")
+        margin = "n/a" if l1["margin"] is None else f"{l1['margin']:.4g}"
+        cond["Lemma 1"] = _item(l1["applies"], f"η̂_0^(3/2) − κ√L_0/ĉ = {margin} (I = "
+                                               f"({l1['interval'][0]:.3g}, {l1['interval'][1]:.3g}))")
+    pl = pl_bound(model, Xt, reduction) if act.globally_active and cond["lambda_min(G) > 0"]["holds"] else None
+    lem = None if l1 is None else l1["rate"]
+
+    theorem, reason = _theorem(model, cond)
+    candidates = [(r, s) for r, s in ((pl, "PL bound (spec §1.8)"), (lem, "Lemma 1")) if r is not None]
+    best = max(candidates, default=(None, None))
+    report = {
+        "model": repr(model), "scaling": model.scaling.name, "n": n, "d": d, "D": model.D, "m": model.m,
+        "reduction": reduction, "N": N, "constants": consts, "conditions": cond, "theorem": theorem,
+        "theorem_reason": reason, "pl_rate": pl, "lemma1_rate": lem, "guaranteed_rate": best[0],
+        "rate_source": best[1],
+    }
+    if verbose:
+        print(format_check(report))
+    return report
+
+
+def _theorem(model: Any, cond: dict[str, dict[str, Any]]) -> tuple[str | None, str]:
+    """Pick the result of spec §2.4-2.7 whose hypotheses hold (their ĉ and m conditions have unrecovered
+    constants, so "applies" means: for ĉ and m large enough)."""
+    if model.scaling.name != "ours":
+        return None, f"Theorems 1-3 are stated for the paper's scaling, not {model.scaling.name!r}"
+
+    def ok(*names: str) -> bool:
+        return all(cond[k]["holds"] for k in names)
+
+    base = ("Assumption 1", "Assumption 2", "Assumption 3")
+    emb = model.embedding
+    if isinstance(emb, Identity):
+        if ok(*base, "n <= d, independent"):
+            return "Corollary 1", "shallow net with linearly independent inputs (n <= d), Assumptions 1-3"
+        return None, "Corollary 1 needs Assumptions 1-3 and linearly independent inputs (n <= d)"
+    if isinstance(emb, DeepRandomFeatures) and emb.layers > 1:
+        if ok(*base, "Condition 1"):
+            return "Theorem 2", "random embedding (Appendix H) with Condition 1 at this D, Assumptions 1-3"
+        return None, "Theorem 2 needs Assumptions 1-3 and Condition 1 (‖G − Ḡ‖ <= λ_min(Ḡ)/2)"
+    if isinstance(emb, RandomFeatures | DeepRandomFeatures):
+        if ok(*base, "Assumption 4"):
+            return "Theorem 3", "P-3L net, Assumptions 1-4 (no n <= d needed)"
+        return None, "Theorem 3 needs Assumptions 1-4"
+    if ok(*base, "lambda_min(G) > 0"):
+        return "Theorem 1", "fixed embedding with λ_min(G) > 0, Assumptions 1-3"
+    return None, "Theorem 1 needs Assumptions 1-3 and λ_min(G) > 0"
+
+
+def format_check(report: dict[str, Any]) -> str:
+    """The table that :func:`check` prints."""
+    lines = [f"wideflow check: {report['model']}",
+             f"n = {report['n']}, d = {report['d']}, D = {report['D']}, m = {report['m']}, "
+             f"scaling = {report['scaling']}, reduction = {report['reduction']} (N = {report['N']:g})", ""]
+    width = max(len(k) for k in report["conditions"])
+    lines.append(f"{'condition':<{width}}  holds  detail")
+    for name, item in report["conditions"].items():
+        mark = {True: "yes", False: "NO", None: "n/a"}[item["holds"]]
+        lines.append(f"{name:<{width}}  {mark:<5}  {item['detail']}")
+    lines.append("")
+    lines.append("constants: " + ", ".join(f"{k} = {_fmt(v)}" for k, v in report["constants"].items()))
+    lines.append(f"applies: {report['theorem'] or 'none'} ({report['theorem_reason']})")
+    rate = report["guaranteed_rate"]
+    lines.append("guaranteed rate: " + ("none explicit" if rate is None else
+                                        f"L_t <= L_0 exp(-{rate:.4g} t) from the {report['rate_source']}"))
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_fmt(x) for x in v) + ")"
+    return str(v)
