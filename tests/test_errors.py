@@ -14,6 +14,7 @@ import contextlib
 import io
 import math
 import os
+import pickle
 import shlex
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -387,6 +389,22 @@ def test_error_classes_are_builtin_subclasses() -> None:
         cls = getattr(E, name)
         if cls is not E.WideflowError:
             assert issubclass(cls, E.WideflowError) and issubclass(cls, builtin), name
+
+
+def test_errors_survive_pickling() -> None:
+    """Errors cross process boundaries (Dask workers, subprocesses) with their message and attributes."""
+    X, y = wf.data.random_labels(8, 3, seed=0)
+    with pytest.raises(E.TrainingDiverged) as info:
+        wf.train(wf.Shallow(3, 10), X, y, step_size=1e6, progress=False)
+    back = pickle.loads(pickle.dumps(info.value))
+    assert type(back) is E.TrainingDiverged and str(back) == str(info.value)
+    assert back.step == info.value.step and back.max_stable_step_size == info.value.max_stable_step_size
+    assert back.last_finite_state.step == info.value.last_finite_state.step
+    pd.testing.assert_frame_equal(back.history, info.value.history)
+    for name in E.__all__:
+        cls = getattr(E, name)
+        if cls is not E.TrainingDiverged:
+            assert str(pickle.loads(pickle.dumps(cls("m=0 is bad")))) == "m=0 is bad", name
 
 
 def test_debug_flag_shows_the_traceback() -> None:

@@ -99,6 +99,16 @@ class TrainingDiverged(WideflowError, RuntimeError):
         self.max_stable_step_size = max_stable_step_size
         self.history = history
 
+    def __reduce__(self) -> tuple:
+        """Pickle with the attributes (errors cross process boundaries, e.g. from Dask workers)."""
+        return (_rebuild_diverged, (str(self), self.step, self.last_finite_state, self.max_stable_step_size,
+                                    self.history))
+
+
+def _rebuild_diverged(message: str, step: int, last: Any, max_step: float | None, history: Any) -> TrainingDiverged:
+    return TrainingDiverged(message, step=step, last_finite_state=last, max_stable_step_size=max_step,
+                            history=history)
+
 
 def closest(name: str, valid: Iterable[str]) -> str:
     """A hint sentence suggesting the valid name closest to ``name`` ("" when none is close).
