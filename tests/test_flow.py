@@ -122,6 +122,9 @@ def test_gradient_descent_mse_is_exact_for_a_fixed_kernel() -> None:
     assert torch.isfinite(fin_t).all()
     times = gf([0.0, 1.0, 2.0])[0]
     assert times.shape == (3, 6) and torch.allclose(times[0], f0)
+    table = gf.history([0.0, 2.0], y_test=torch.zeros(3, dtype=torch.float64))
+    assert list(table.columns) == ["time", "train_loss", "test_error"]
+    assert table["train_loss"].iloc[1] == pytest.approx(0.5 * float(((gf(2.0)[0] - y) ** 2).sum()))
     with pytest.raises(InvalidArgument, match="unstable"):
         gradient_descent_mse(K, y, reduction="sum", step_size=10.0)
 
@@ -139,3 +142,5 @@ def test_flow_rejects_bad_arguments() -> None:
         gradient_flow(model, X, y, t=1.0, solver="dopri6")
     with pytest.raises(InvalidArgument, match="multiple"):
         compare_gd_to_flow(model, X, y, t=1.0, step_sizes=(0.3,))
+    with pytest.raises(wf.errors.KernelEngineUnavailable, match="only moves W"):
+        gradient_flow(wf.Shallow(3, 8, train_c=True), X, y, t=1.0)

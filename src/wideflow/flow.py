@@ -37,7 +37,13 @@ from torchdiffeq import odeint
 
 from ._tensor import as_tensor
 from .dynamics import REDUCTIONS, KernelEngine, TrainState, make_engine, train
-from .errors import InvalidArgument, check_choice, check_positive_float, check_positive_int
+from .errors import (
+    InvalidArgument,
+    KernelEngineUnavailable,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
 from .model import WideNet
 
 __all__ = ["flow", "gradient_flow", "FlowResult", "compare_gd_to_flow", "SOLVERS"]
@@ -88,6 +94,11 @@ class _Flow:
             self.y_test = as_tensor("y_test", y_test, ndim=1, dtype=model.dtype, device=model.device,
                                     rows=Xs.shape[0])
         N = float(Xt.shape[0]) if reduction == "mean" else 1.0
+        if model.train_c or model.bias:
+            raise KernelEngineUnavailable(
+                f"the gradient flow integrates the kernel-space state of spec §8, which only moves W; {model!r} "
+                "also trains c or biases. Use wideflow.train with a small step_size instead."
+            )
         engine = make_engine("kernel", model, Xt, yt, Xs, N, 1.0)  # δ = 1: coef_H is the rate per unit time
         assert isinstance(engine, KernelEngine)
         self.engine = engine

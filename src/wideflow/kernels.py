@@ -181,7 +181,7 @@ def dual_kernel(
     if closed is not None:
         return closed(q1, q2, cov, act)
     if symmetric and cov.ndim == 2 and cov.shape[0] == cov.shape[1]:
-        rows, cols = torch.triu_indices(cov.shape[0], cov.shape[1])
+        rows, cols = torch.triu_indices(cov.shape[0], cov.shape[1], device=cov.device)
         upper = _quadrature(act, derivative, q1[rows, cols], q2[rows, cols], cov[rows, cols], nodes)
         out = torch.empty_like(cov)
         out[rows, cols] = upper
@@ -296,7 +296,7 @@ def _quadrature(act: Activation, derivative: bool, q1: torch.Tensor, q2: torch.T
                 nodes: int) -> torch.Tensor:
     """E[g(u)g(v)] over flat vectors of pairs, with u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y), x, y ~ N(0, 1)."""
     g = act.deriv if derivative else act.fn
-    x, w = _hermite(nodes)
+    x, w = (t.to(c.device) for t in _hermite(nodes))
     s1, s2 = torch.sqrt(q1), torch.sqrt(q2)
     outer = s1 * s2
     rho = torch.where(outer > 0, c / outer.clamp_min(torch.finfo(outer.dtype).tiny), torch.zeros_like(c))

@@ -358,8 +358,8 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "sum", delta: float = 
     c = model.c.cpu()
     equal = bool(torch.allclose(c.abs(), c.abs().max().expand_as(c), rtol=1e-12, atol=0))
     plus = float((c > 0).double().mean())
-    cond["Assumption 1"] = _item(equal and 0 < plus < 1,
-                                 f"|c_i| = ĉ = {consts['c_hat']:.4g} for all i: {equal}; fraction of c_i > 0: {plus:.3f}")
+    cond["Assumption 1"] = _item(equal and 0 < plus < 1, f"|c_i| = ĉ = {consts['c_hat']:.4g} for all i: {equal}; "
+                                                         f"fraction of c_i > 0: {plus:.3f}")
     lip_ok = act.lipschitz is not None
     cond["Assumption 2"] = _item(lip_ok and act.k_sigma > 0,
                                  f"L_σ = {act.lipschitz}, I = {act.interval}, K_σ' = {act.k_sigma:.4g}")
