@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import wideflow as wf
+from wideflow import activations
 from wideflow.activations import available_activations, register_activation
 from wideflow.embeddings import DeepRandomFeatures, Identity, RandomFeatures
 from wideflow.errors import InvalidArgument, InvalidShape, UnknownName
@@ -16,7 +17,7 @@ from wideflow.ntk import ntk_kernel, ntk_kernel_of
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small matrices: OpenMP sync costs more than the work
 
-BUILTIN = [a for a in available_activations() if not a.startswith("test_")]
+BUILTIN = available_activations()
 D_MC = 20_000  # random features for the depth-1 Monte Carlo estimate
 SEEDS_MC, D_DEEP = 12, 600  # independent depth-2 networks and their width
 
@@ -29,12 +30,20 @@ def _inputs() -> torch.Tensor:
     return X
 
 
-_SIN = register_activation("test_sin", torch.sin, torch.cos, lipschitz=1.0, overwrite=True)
-_ERF_COPY = register_activation("test_erf_copy", torch.erf, lambda x: 2 / math.sqrt(math.pi) * torch.exp(-x * x),
-                                lipschitz=2 / math.sqrt(math.pi), overwrite=True)
+@pytest.fixture
+def user_activations(monkeypatch: pytest.MonkeyPatch) -> dict[str, wf.Activation]:
+    """Two user activations, registered in a copy of the registry that is restored after the test."""
+    monkeypatch.setattr(activations, "_FACTORIES", dict(activations._FACTORIES))
+    return {
+        "test_sin": register_activation("test_sin", torch.sin, torch.cos, lipschitz=1.0),
+        "test_erf_copy": register_activation("test_erf_copy", torch.erf,
+                                             lambda x: 2 / math.sqrt(math.pi) * torch.exp(-x * x),
+                                             lipschitz=2 / math.sqrt(math.pi)),
+    }
 
 
 @pytest.mark.parametrize("activation", BUILTIN + ["test_sin"])
+@pytest.mark.usefixtures("user_activations")
 def test_depth1_limit_matches_monte_carlo(activation: str) -> None:
     # G^(1) is a mean of D i.i.d. terms φ_j(x_a)φ_j(x_b): each entry's error is ~N(0, se²) with se = std_j/√D.
     # |z| <= 5 has probability 1 − 6e-7 per entry (21 entries), so a failure means a wrong formula.
@@ -49,6 +58,7 @@ def test_depth1_limit_matches_monte_carlo(activation: str) -> None:
 
 
 @pytest.mark.parametrize("activation", BUILTIN + ["test_sin"])
+@pytest.mark.usefixtures("user_activations")
 def test_depth2_limit_matches_monte_carlo(activation: str) -> None:
     # Ḡ^(2) against the mean of 12 independent depth-2 embeddings of width 600. Each entry's standard error is
     # estimated from the spread of the 12 networks: |t| <= 7 has probability 1 − 2e-5 per entry under a
@@ -72,7 +82,7 @@ def test_relu_is_the_arc_cosine_kernel() -> None:
     assert torch.equal(G[4], torch.zeros(6, dtype=torch.float64))
 
 
-def test_quadrature_matches_exact_formulas() -> None:
+def test_quadrature_matches_exact_formulas(user_activations: dict[str, wf.Activation]) -> None:
     # For σ = sin, E[sin u sin v] = e^{-(q1+q2)/2} sinh(c); sin is entire, so 64-node Gauss-Hermite is exact
     # to ~1e-14 at these variances (q ≤ 4). An erf registered under another name takes the quadrature path and
     # must reproduce the closed arcsin form (measured error ≤ 3e-9 at q ≤ 3).
@@ -81,6 +91,7 @@ def test_quadrature_matches_exact_formulas() -> None:
     q = (X * X).sum(1) / d
     c = X @ X.T / d
     exact = torch.exp(-(q[:, None] + q[None, :]) / 2) * torch.sinh(c)
+    _SIN, _ERF_COPY = user_activations["test_sin"], user_activations["test_erf_copy"]
     assert not has_closed_form(_SIN)
     assert torch.allclose(limit_gram(X, activation=_SIN), exact, atol=1e-13)
     assert not has_closed_form(_ERF_COPY) and has_closed_form("erf") and has_closed_form("erf", derivative=True)
