@@ -274,6 +274,10 @@ CASES: list[Case] = [
     C("command line", "wideflow results a_folder", E.InvalidArgument, ("'a_folder'", "results store")),
     C("command line", "wideflow reproduce exp1 --out out --seeds 0", E.InvalidArgument, ("seeds", "0", ">= 1")),
     C("command line", "wideflow reproduce exp1 --out out --config missing.toml", FileNotFoundError, ("missing.toml",)),
+    C("command line", "wideflow reproduce exp1 --out out --preset tiny --config preset_m0.toml", E.InvalidArgument,
+      ("preset_m0.toml", "exp1.m", ">= 1")),
+    C("command line", "wideflow reproduce exp1 --out out --preset tiny --config preset_typo.toml", E.UnknownName,
+      ("preset_typo.toml", "'stpes'", "'steps'?")),
 ]
 
 
@@ -298,6 +302,8 @@ def _workspace() -> Iterator[dict[str, Any]]:
             Path("holes.csv").write_text("x1,x2,y\n1.0,2.0,0.5\n3.0,,1.5\n")
             Path("bad.toml").write_text("[base\nmodel = ")
             Path("grid_m0.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 0}\n")
+            Path("preset_m0.toml").write_text("[exp1]\nm = 0\n")
+            Path("preset_typo.toml").write_text("[exp1]\nstpes = 10\n")
             Path("a_folder").mkdir()
             model.save("saved_model.pt")
             wf.train(model, X, y, steps=2, log_every=1, checkpoint="other_run.ckpt", progress=False)
@@ -585,7 +591,8 @@ and the tests cannot drift. The names in the code are: `X, y = wf.data.random_la
 `ntk`, `diagnostics` of wideflow and `wideflow.sklearn.WideNetRegressor`; the files `garbage.pt` (not a torch
 file), `saved_model.pt` (a saved model), `other_run.ckpt` (a checkpoint of another run), `garbage.npz`,
 `words.csv` (a text cell), `holes.csv` (an empty cell), `bad.toml` (not TOML), `grid_m0.toml` (a grid spec
-with m = 0) and the folder `a_folder` exist. `wideflow train` runs with `{cli}` in front of its own options.
+with m = 0), `preset_m0.toml` and `preset_typo.toml` (reproduce presets with m = 0 and a misspelt key) and the
+folder `a_folder` exist. `wideflow train` runs with `{cli}` in front of its own options.
 Messages marked † depend on the machine (they were rendered on one without CUDA). "clear: no" rows are
 known gaps of other modules; the test checks that they are still open, so this table is updated when they close.
 The scikit-learn estimator follows scikit-learn's convention (a `ValueError` from its input checks).
