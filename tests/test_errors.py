@@ -273,6 +273,8 @@ CASES: list[Case] = [
     C("command line", "wideflow sweep missing.toml --dry-run", FileNotFoundError, ("missing.toml",)),
     C("command line", "wideflow results a_folder", E.InvalidArgument, ("'a_folder'", "results store")),
     C("command line", "wideflow reproduce exp1 --out out --seeds 0", E.InvalidArgument, ("seeds", "0", ">= 1")),
+    C("command line", "wideflow check -m 0", E.InvalidArgument, ("m", "0", ">= 1")),
+    C("command line", "wideflow check --delta 0", E.InvalidArgument, ("delta", "0", "> 0")),
     C("command line", "wideflow reproduce exp1 --out out --config missing.toml", FileNotFoundError, ("missing.toml",)),
     C("command line", "wideflow reproduce exp1 --out out --preset tiny --config preset_m0.toml", E.InvalidArgument,
       ("preset_m0.toml", "exp1.m", ">= 1")),
