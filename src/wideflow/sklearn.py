@@ -41,6 +41,7 @@ __all__ = ["WideNetRegressor"]
 
 EMBEDDINGS = ("random_features", "shallow", "quadratic")
 
+
 class WideNetRegressor(RegressorMixin, BaseEstimator):
     r"""Least-squares regression with the general model (2)-(3), only W trained, by full-batch GD (9).
 
