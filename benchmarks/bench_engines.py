@@ -7,7 +7,8 @@ shallow model (1) at d = 20, n = 160, m = 8192, it measures the time per GD step
   models: forward pass f = s_o σ(s_h Φ Wᵀ) c from the (fixed, precomputed) embeddings Φ, ``loss.backward()``,
   ``torch.optim.SGD`` step on W with the learning rate of Table 1 (δ·m);
 - ``weights``, ``kernel``: wideflow's two exact engines, driven by :func:`wideflow.dynamics.gradient_descent`;
-- ``auto``: the engine :func:`wideflow.dynamics.choose_method` picks for a 50000-step run of the paper,
+- ``auto``: ``wf.train(method="auto")``, the public path (the engine :func:`wideflow.dynamics.choose_method`
+  picks, plus train's per-step divergence watch), timed between its callbacks so that set-up stays outside,
 
 and two matrix products at the same dtype: a square one (the machine's matmul throughput) and one of the kernel
 engine's own shape (m×n)·(n×n). All of them run interleaved, ``--repeats`` rounds of a few steps each, with the
@@ -127,7 +128,7 @@ class AutogradBaseline:
         H = self.model.s_h * (Phi @ self.W.T)
         return self.model.s_o * (self.model.activation(H) @ self.model.c)
 
-    def step(self) -> float:
+    def step(self) -> torch.Tensor:
         """One GD step; returns the loss before it (as a tensor, no host synchronization)."""
         self.opt.zero_grad()
         loss = 0.5 * ((self.forward(self.Phi) - self.y) ** 2).sum() / self.N
@@ -142,13 +143,20 @@ def _sync(device: str) -> None:
 
 
 class Runner:
-    """Something that does ``k`` units of work per call to :meth:`run` (GD steps, or products)."""
+    """Something that does ``k`` units of work per call to :meth:`run` (GD steps, or products).
 
-    def __init__(self, name: str, run: Callable[[int], None], device: str) -> None:
-        self.name, self._run, self.device = name, run, device
+    ``timed``, if given, does the ``k`` units and returns the seconds per unit itself (for runs whose set-up
+    must stay outside the measurement).
+    """
+
+    def __init__(self, name: str, run: Callable[[int], None], device: str,
+                 timed: Callable[[int], float] | None = None) -> None:
+        self.name, self._run, self.device, self._timed = name, run, device, timed
 
     def time(self, k: int) -> float:
         """Seconds per unit, over ``k`` units."""
+        if self._timed is not None:
+            return self._timed(k)
         _sync(self.device)
         t0 = time.perf_counter()
         self._run(k)
@@ -187,6 +195,31 @@ def engine_runner(name: str, method: str, model: wf.WideNet, X: torch.Tensor, y:
         next(states)
 
     return Runner(name, run, device), chunk
+
+
+def train_runner(name: str, model: wf.WideNet, X: torch.Tensor, y: torch.Tensor, device: str,
+                 min_time: float) -> tuple[Runner, int]:
+    """``wf.train(method="auto")``, the public path with its per-step divergence watch. Each call trains ``k``
+    steps from the initialization and times them between the callbacks of steps 0 and k, so the engine's
+    set-up and the trained model's hand-over stay outside. Returns the runner and the steps per call."""
+    stamps: list[float] = []
+    resolved: list[str] = []
+
+    def stamp(state: Any) -> dict[str, float]:
+        _sync(device)
+        stamps.append(time.perf_counter())
+        return {}
+
+    def timed(k: int) -> float:
+        stamps.clear()
+        result = wf.train(model, X, y, steps=k, log_every=k, method="auto", callbacks=[stamp], progress=False)
+        resolved.append(result.method)
+        return (stamps[-1] - stamps[0]) / k
+
+    chunk = max(1, math.ceil(min_time / max(timed(2), 1e-9)))
+    runner = Runner(name, lambda k: None, device, timed)
+    runner.resolved = resolved  # type: ignore[attr-defined]
+    return runner, chunk
 
 
 def matmul_runner(name: str, a: int, b: int, c: int, dtype: torch.dtype, device: str) -> Runner:
@@ -246,13 +279,16 @@ def time_case(case: Case, args: argparse.Namespace, bar: Any) -> dict[str, Any]:
     base = baseline_runner(model, X, y, args.device)
     units = {r.name: units_for(r, args.min_time) for r in [base, *refs]}
     runners = [base]
-    for name, method in (("weights", "weights"), ("kernel", "kernel"), ("auto", auto)):
-        runner, units[name] = engine_runner(name, method, model, X, y, args.device, args.min_time, args.repeats)
+    for name in ("weights", "kernel"):
+        runner, units[name] = engine_runner(name, name, model, X, y, args.device, args.min_time, args.repeats)
         runners.append(runner)
+    runner, units["auto"] = train_runner("auto", model, X, y, args.device, args.min_time)
+    runners.append(runner)
     runners += refs
     times = interleaved(runners, units, args.repeats, bar)
     flops = case_flops(case)
-    out: dict[str, Any] = {"case": case.__dict__, "auto_method": auto, "units_per_measurement": units,
+    out: dict[str, Any] = {"case": case.__dict__, "auto_method": auto,
+                           "auto_method_in_timed_runs": sorted(set(runner.resolved)), "units_per_measurement": units,
                            "step_time_s": {k: summary(v) for k, v in times.items()}}
     out["speedup_vs_baseline"] = {
         k: summary([b / t for b, t in zip(times["baseline"], times[k], strict=True)]) for k in METHODS[1:]
@@ -264,7 +300,9 @@ def time_case(case: Case, args: argparse.Namespace, bar: Any) -> dict[str, Any]:
         "square": summary([sq_flops / t / 1e9 for t in times["matmul_square"]]),
         "kernel_shape": summary([ks_flops / t / 1e9 for t in times["matmul_kernel_shape"]]),
     }
-    out["kernel_gflops"] = summary([flops["kernel"] / t / 1e9 for t in times["kernel"]])
+    flops["auto"] = flops[auto]
+    out["gflops"] = {k: summary([flops[k] / t / 1e9 for t in times[k]]) for k in METHODS}
+    out["kernel_gflops"] = out["gflops"]["kernel"]
     # per round: the kernel step's rate over the best matmul rate measured in the same round
     peak = [max(sq_flops / a, ks_flops / b) for a, b in
             zip(times["matmul_square"], times["matmul_kernel_shape"], strict=True)]
@@ -310,6 +348,8 @@ def probe_memory(spec: dict[str, Any]) -> dict[str, Any]:
             base.step()
         with torch.no_grad():
             test_error = float(0.5 * ((base.forward(model.embed(Xs)) - ys) ** 2).mean())
+    elif spec["method"] == "auto":
+        test_error = wf.train(model, X, y, steps=2, log_every=1, X_test=Xs, y_test=ys, progress=False).final_test_error
     else:
         engine = make_engine(method, model, X, y, Xs, float(case.n), 1.0)
         for state in gradient_descent(engine, steps=2, log_every=1, y_test=ys):
@@ -387,15 +427,22 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
     model = case.model(dtype, args.device)
     X, y = case.data(n, seed=0)
     Xs, ys = case.data(args.n_test, seed=1)
+    stamps: list[float] = []
+
+    def stamp(state: Any) -> dict[str, float]:
+        _sync(args.device)
+        stamps.append(time.perf_counter())
+        return {}
+
     _sync(args.device)
     t0 = time.perf_counter()
     result = wf.train(model, X, y, steps=args.long_run, X_test=Xs, y_test=ys, log_every=max(1, args.long_run // 100),
-                      progress=True)
+                      callbacks=[stamp], progress=True)
     _sync(args.device)
     wall = time.perf_counter() - t0
-    return {"case": case.__dict__, "steps": args.long_run, "method": result.method, "wall_s": wall,
-            "per_step_s": wall / args.long_run, "final_train_loss": result.final_train_loss,
-            "final_test_error": result.final_test_error}
+    return {"case": case.__dict__, "n_test": args.n_test, "steps": args.long_run, "method": result.method,
+            "wall_s": wall, "setup_s": stamps[0] - t0, "per_step_s": (stamps[-1] - stamps[0]) / args.long_run,
+            "final_train_loss": result.final_train_loss, "final_test_error": result.final_test_error}
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -468,12 +515,13 @@ def print_report(report: dict[str, Any]) -> None:
               f"{sp['weights']['median']:9.2f} {sp['kernel']['median']:9.2f} {sp['auto']['median']:8.2f} | "
               f"{c['kernel_gflops']['median']:9.1f} {c['kernel_fraction_of_matmul']['median']:7.0%} "
               f"{c['auto_vs_better_engine']['median']:9.3f}")
-    print("\nspread of the step times over the rounds, and the matmul references (GFLOP/s):")
+    print("\nspread of the step times over the rounds; GFLOP/s of the weight-space steps and matmul references:")
     for c in report["cases"]:
         st = c["step_time_s"]
         spreads = " ".join(f"{k}={st[k]['spread']:.0%}" for k in METHODS)
-        mm = c["matmul_gflops"]
-        print(f"  {c['case']['name']:22} {spreads} | square {mm['square']['median']:.1f}, "
+        mm, gf = c["matmul_gflops"], c["gflops"]
+        print(f"  {c['case']['name']:22} {spreads} | GFLOP/s baseline {gf['baseline']['median']:.1f}, "
+              f"weights {gf['weights']['median']:.1f}; matmul square {mm['square']['median']:.1f}, "
               f"kernel shape {mm['kernel_shape']['median']:.1f}")
     if report.get("memory"):
         print(f"\npeak memory above model and data, MiB (train set + test set of {report['settings']['n_test']}; "
@@ -495,8 +543,9 @@ def print_report(report: dict[str, Any]) -> None:
             print(f"  {axis}: weights {e['weights']:+.2f}, kernel {e['kernel']:+.2f}{extra}   [{rows}]")
     if report.get("long_run"):
         lr = report["long_run"]
-        print(f"\nlong run {lr['case']['name']}, {lr['steps']} steps ({lr['method']}): {lr['wall_s']:.1f} s, "
-              f"{lr['per_step_s'] * 1e3:.2f} ms/step, train loss {lr['final_train_loss']:.3e}, "
+        print(f"\nlong run {lr['case']['name']}, {lr['steps']} steps ({lr['method']}): {lr['wall_s']:.1f} s in all "
+              f"({lr['setup_s']:.1f} s set-up), {lr['per_step_s'] * 1e3:.3f} ms/step with logging every "
+              f"{max(1, lr['steps'] // 100)} steps, train loss {lr['final_train_loss']:.3e}, "
               f"test error {lr['final_test_error']:.3e}")
     print("\ntargets (issue 6):")
     for t in report["targets"]:
@@ -521,6 +570,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-scaling", action="store_true", help="skip the cost-scaling fits")
     p.add_argument("--long-run", type=int, default=0, metavar="STEPS",
                    help="also train P-3L at --long-run-shape for STEPS steps with wf.train (the paper: 50000)")
+    p.add_argument("--long-run-only", action="store_true", help="only the long run (no cases, memory or scaling)")
     p.add_argument("--long-run-shape", type=int, nargs=3, default=(512, 8192, 8192), metavar=("N", "M", "D"))
     p.add_argument("--json", type=Path, default=Path("out/bench_engines.json"), help="where to write the results")
     p.add_argument("--probe-memory", default=None, help=argparse.SUPPRESS)
@@ -539,6 +589,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     torch.set_num_threads(args.threads)
     cases = [c for c in (QUICK_CASES if args.quick else CASES) if args.cases is None or c.name in args.cases]
+    if args.long_run_only:
+        cases, args.no_memory, args.no_scaling = [], True, True
     load_before = os.getloadavg()
     report: dict[str, Any] = {"machine": machine(args), "settings": {k: (str(v) if isinstance(v, Path) else v)
                                                                      for k, v in vars(args).items()},

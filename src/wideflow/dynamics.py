@@ -20,6 +20,7 @@ consumes it, writes the history table, shows progress, checkpoints and detects d
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -256,7 +257,8 @@ class WeightsEngine(_Engine):
         return {"W": self.W, "c": self.c, "b": self.b, "H": self.H}
 
     def finish(self) -> WideNet:
-        model = self.model.clone()
+        W0 = self.model.W
+        model = copy.deepcopy(self.model, {id(W0): W0})  # shares W_0, which is replaced right away
         model.W, model.c, model.b = self.W.clone(), self.c.clone(), None if self.b is None else self.b.clone()
         return model
 
@@ -300,8 +302,10 @@ class KernelEngine(_Engine):
         return {"H": self.H, "B": self.B, "c": self.c}
 
     def finish(self) -> WideNet:
-        model = self.model.clone()
         W0, B, X, emb = self.model.W, self.B.clone(), self.X, self.model.embedding
+        # a copy of the model that shares W_0 instead of copying it: its W is replaced by the lazy W_t below,
+        # so a copy would only cost O(m D) memory for nothing
+        model = copy.deepcopy(self.model, {id(W0): W0})
 
         def materialize() -> torch.Tensor:
             W = W0.clone()
