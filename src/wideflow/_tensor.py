@@ -15,7 +15,7 @@ import torch
 
 from .errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, closest
 
-__all__ = ["as_tensor", "resolve_device", "resolve_dtype", "check_shape"]
+__all__ = ["as_tensor", "parse_device", "resolve_device", "resolve_dtype", "check_shape"]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _DEVICE_TYPES = ("cpu", "cuda", "mps")
@@ -33,39 +33,45 @@ def resolve_dtype(dtype: Any) -> torch.dtype:
     )
 
 
-def resolve_device(device: Any) -> torch.device:
-    """Parse ``device`` ("cpu", "cuda", "cuda:K", "mps" or a ``torch.device``) and check that it exists here."""
+def parse_device(device: Any, argument: str = "device") -> torch.device:
+    """Parse ``device`` ("cpu", "cuda", "cuda:K", "mps" or a ``torch.device``) without asking whether it
+    exists on this machine (a run configuration may name the device of another machine's workers)."""
     if not isinstance(device, str | torch.device):
         raise InvalidType(
-            f"device must be a string such as 'cpu' or 'cuda:0', or a torch.device; got {type(device).__name__} "
+            f"{argument} must be a string such as 'cpu' or 'cuda:0', or a torch.device; got {type(device).__name__} "
             f"{device!r}."
         )
     kind = device.type if isinstance(device, torch.device) else device.split(":", 1)[0]
     if kind not in _DEVICE_TYPES:
         hint = " Did you mean 'cuda'?" if kind.lower() == "gpu" else closest(kind, _DEVICE_TYPES)
         raise InvalidArgument(
-            f"device={str(device)!r} is not supported; expected 'cpu', 'cuda', 'cuda:K' or 'mps'.{hint}"
+            f"{argument}={str(device)!r} is not supported; expected 'cpu', 'cuda', 'cuda:K' or 'mps'.{hint}"
         )
     try:
-        dev = torch.device(device)
+        return torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise InvalidArgument(
-            f"device={str(device)!r} is not a valid device string; expected 'cpu', 'cuda', 'cuda:K' (K an index) "
+            f"{argument}={str(device)!r} is not a valid device string; expected 'cpu', 'cuda', 'cuda:K' (K an index) "
             "or 'mps'."
         ) from None
+
+
+def resolve_device(device: Any, argument: str = "device") -> torch.device:
+    """Parse ``device`` (see :func:`parse_device`) and check that it exists here."""
+    dev = parse_device(device, argument)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise InvalidArgument(
-                f"device={str(device)!r} was asked for, but CUDA is not available on this machine; use 'cpu'."
+                f"{argument}={str(device)!r} was asked for, but CUDA is not available on this machine; use 'cpu'."
             )
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
             raise InvalidArgument(
-                f"device={str(device)!r} does not exist: this machine has {count} CUDA device(s), "
+                f"{argument}={str(device)!r} does not exist: this machine has {count} CUDA device(s), "
                 f"'cuda:0' to 'cuda:{count - 1}'."
             )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InvalidArgument(f"device={str(device)!r} was asked for, but MPS is not available on this machine.")
+        raise InvalidArgument(f"{argument}={str(device)!r} was asked for, but MPS is not available on this machine.")
     return dev
 
 

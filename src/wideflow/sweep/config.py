@@ -40,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import data as wfdata
+from .._tensor import parse_device
 from ..activations import get_activation
 from ..dynamics import METHODS, REDUCTIONS
 from ..errors import (
+    FileMissing,
     InvalidArgument,
     InvalidType,
     check_choice,
@@ -50,7 +52,7 @@ from ..errors import (
     check_positive_int,
     unknown_name,
 )
-from ..scalings import SCALINGS
+from ..scalings import SCALINGS, get_scaling
 
 __all__ = ["DEFAULTS", "MODEL_KINDS", "DATA_KINDS", "normalize", "run_id", "expand", "load_spec", "flatten"]
 
@@ -129,8 +131,10 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def load_spec(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a grid spec from a TOML file."""
+    """Read a grid spec from a TOML file; :class:`~wideflow.errors.FileMissing` if there is none."""
     path = Path(path)
+    if not path.exists():
+        raise FileMissing(f"grid spec {str(path)!r} does not exist; expected a TOML file.")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -228,6 +232,12 @@ def _model(m: dict[str, Any]) -> dict[str, Any]:
         activation = dict(activation)
         if set(activation) == {"name"}:
             activation = activation["name"]
+    scaling = check_choice("model.scaling", m["scaling"], SCALINGS)
+    if get_scaling(scaling).symmetrize and width % 2:
+        raise InvalidArgument(
+            f"model.m={width} is odd, but model.scaling={scaling!r} symmetrizes the initialization (neuron i + m/2 "
+            "copies neuron i with c negated); pass an even model.m."
+        )
     flags = {}
     for name in ("train_c", "bias"):
         if not isinstance(m[name], bool):
@@ -235,7 +245,7 @@ def _model(m: dict[str, Any]) -> dict[str, Any]:
         flags[name] = m[name]
     return {
         "kind": kind, "d": d, "m": width, "D": D, "depth": depth, "activation": activation,
-        "scaling": check_choice("model.scaling", m["scaling"], SCALINGS),
+        "scaling": scaling,
         "c_hat": check_positive_float("model.c_hat", m["c_hat"]),
         "seed": check_positive_int("model.seed", m["seed"], minimum=0),
         **flags,
@@ -289,8 +299,11 @@ def _file_data(given: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _train(t: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(t["device"], str) or not t["device"]:
+    # only the name is checked: the runs may go to another machine's workers (whether the device exists
+    # where the runs execute is checked by run_sweep before it starts them)
+    if not isinstance(t["device"], str):
         raise InvalidType(f"train.device must be a device name such as 'cpu' or 'cuda:0'; got {t['device']!r}.")
+    parse_device(t["device"], "train.device")
     return {
         "steps": check_positive_int("train.steps", t["steps"]),
         "step_size": check_positive_float("train.step_size", t["step_size"]),

@@ -31,7 +31,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..errors import InvalidArgument, InvalidType, check_positive_int
+from .._tensor import resolve_device
+from ..errors import InvalidArgument, InvalidType, WideflowError, check_positive_int
 from .batched import MAX_BATCH, plan, run_group
 from .config import normalize, run_id
 from .runner import Outcome, failed_outcome
@@ -79,6 +80,11 @@ def run_sweep(
     configuration and the metrics (see :func:`wideflow.sweep.load_results`). Runs finished before (this
     call or an interrupted one) are read from the store, not run again; a configuration listed twice is
     run once and has two rows.
+
+    Every configuration is checked before any cluster starts (:func:`~wideflow.sweep.normalize`: values,
+    m even under NTK, device names), and the device of every missing run is checked where the runs will
+    execute: on this machine for the embedded LocalCluster, on every worker of an existing cluster, so that a
+    device that does not exist (``cuda:9``) is one error instead of a failure of each run.
     """
     normalized = []
     for i, config in enumerate(configs):
@@ -93,10 +99,18 @@ def run_sweep(
         raise InvalidArgument("n_workers only sizes the embedded LocalCluster; it cannot be given with scheduler.")
     st = Store(store)
     unique = dict(zip(ids, normalized, strict=True))  # a run listed twice runs once
-    missing = [c for rid, c in unique.items() if not st.finished(rid)]
+    first = {rid: i for i, rid in reversed(list(enumerate(ids)))}
+    missing_ids = [rid for rid in unique if not st.finished(rid)]
+    missing = [unique[rid] for rid in missing_ids]
+    devices: dict[str, str] = {}  # each device of a missing run -> the first configuration naming it
+    for rid in missing_ids:
+        devices.setdefault(unique[rid]["train"]["device"], f"configs[{first[rid]}]")
+    if scheduler is None:  # the embedded LocalCluster runs here: check before starting it
+        for device, message in _device_problems(list(devices)).items():
+            raise InvalidArgument(f"{devices[device]}: {message}")
     if missing:
         _execute(missing, st, scheduler=scheduler, n_workers=n_workers, torch_threads=torch_threads,
-                 progress=progress, max_batch=max_batch, retries=retries, total=len(unique))
+                 progress=progress, max_batch=max_batch, retries=retries, total=len(unique), devices=devices)
     return st.table(ids)
 
 
@@ -109,7 +123,8 @@ def _max_batch(batch: bool | int) -> int:
 
 
 def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_workers: int | None,
-             torch_threads: int | None, progress: bool, max_batch: int, retries: int, total: int) -> None:
+             torch_threads: int | None, progress: bool, max_batch: int, retries: int, total: int,
+             devices: dict[str, str]) -> None:
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -118,6 +133,8 @@ def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_w
     failures = 0
     try:
         with _client(scheduler, n_workers, torch_threads, len(configs), retries) as (client, slots, threads):
+            if scheduler is not None:
+                _check_workers(client, devices)
             tasks = [[configs[i] for i in task] for task in plan(configs, max_batch=max_batch, slots=slots)]
             token = uuid.uuid4().hex[:8]
             futures = {
@@ -146,6 +163,26 @@ def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_w
         raise
     finally:
         bar.close()
+
+
+def _device_problems(devices: list[str]) -> dict[str, str]:
+    """The error message of each device in ``devices`` that does not exist on this machine (run on the
+    driver for the embedded LocalCluster, on each worker of an existing cluster)."""
+    problems = {}
+    for device in devices:
+        try:
+            resolve_device(device, "train.device")
+        except WideflowError as exc:
+            problems[device] = str(exc)
+    return problems
+
+
+def _check_workers(client: Any, devices: dict[str, str]) -> None:
+    """Refuse the sweep if a worker of an existing cluster lacks a device that runs ask for (``devices``
+    maps each device to the first configuration naming it): any worker may be handed any run."""
+    for worker, problems in sorted(client.run(_device_problems, list(devices)).items()):
+        for device, message in problems.items():
+            raise InvalidArgument(f"{devices[device]}: on worker {worker}, {message}")
 
 
 def _outcomes(future: Any, task: list[dict[str, Any]]) -> list[Outcome]:
