@@ -17,7 +17,15 @@ import pandas as pd
 import torch
 
 from .activations import Activation, get_activation
-from .errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, check_positive_int, check_seed
+from .errors import (
+    FileMissing,
+    InvalidArgument,
+    InvalidShape,
+    InvalidType,
+    NonFiniteInput,
+    check_positive_int,
+    check_seed,
+)
 
 __all__ = ["random_labels", "quadratic_teacher", "axis_xor", "load_dataset", "FORMATS"]
 
@@ -98,7 +106,7 @@ def load_dataset(
     :class:`~wideflow.errors.InvalidShape` for wrong shapes or mismatched lengths,
     :class:`~wideflow.errors.InvalidType` for non-numeric entries and
     :class:`~wideflow.errors.NonFiniteInput` for NaN, Inf or empty CSV cells (with their positions);
-    ``FileNotFoundError`` if ``path`` does not exist.
+    :class:`~wideflow.errors.FileMissing` (also a ``FileNotFoundError``) if ``path`` does not exist.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -107,8 +115,10 @@ def load_dataset(
             f"path={str(path)!r} has suffix {path.suffix!r}; expected one of {', '.join(FORMATS)} "
             "(a numpy.savez archive with arrays X and y, or a CSV file with a header row)."
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist.")
+    if not path.exists():
+        raise FileMissing(f"data file {str(path)!r} does not exist; expected a {suffix} file.")
+    if path.is_dir():
+        raise InvalidArgument(f"path={str(path)!r} is a folder; expected a {suffix} file.")
     if suffix == ".npz":
         X, y = _read_npz(path, x_key, y_key)
         x_names = [f"{x_key}[:, {j}]" for j in range(X.shape[1])] if X.ndim == 2 else []
