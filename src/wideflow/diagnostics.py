@@ -27,12 +27,12 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ._tensor import as_tensor
+from ._tensor import as_tensor, check_shape
 from .dynamics import TrainState, train
-from .errors import InvalidArgument, check_positive_int
+from .errors import InvalidArgument, InvalidShape, InvalidType, check_positive_int, check_seed
 from .kernels import gram, tangent_kernel
 from .model import WideNet
-from .theory import active_fraction, fit_power
+from .theory import _non_empty, active_fraction, fit_power
 
 __all__ = [
     "FeatureTracker",
@@ -49,24 +49,48 @@ METRICS = ("feature_displacement", "relative_feature_displacement", "weight_chan
            "kernel_alignment", "eta")
 
 
+def _matrix(argument: str, value: Any, names: str, *, square: bool = False) -> torch.Tensor:
+    """``value`` if it is a floating-point tensor with two dimensions (equal ones with ``square``)."""
+    if not isinstance(value, torch.Tensor):
+        raise InvalidType(f"{argument} must be a torch.Tensor of shape {names}; got {type(value).__name__}.")
+    if value.ndim != 2 or (square and value.shape[0] != value.shape[1]):
+        kind = "a square matrix" if square else "a matrix"
+        raise InvalidShape(f"{argument} must be {kind} of shape {names}; got shape {tuple(value.shape)}.")
+    return check_shape(argument, value, tuple(value.shape), names)
+
+
 def kernel_drift(K0: torch.Tensor, Kt: torch.Tensor) -> float:
     """‖K_t − K_0‖_F / ‖K_0‖_F (spec §6)."""
+    K0 = _matrix("K0", K0, "(n, n)", square=True)
+    Kt = check_shape("Kt", Kt, tuple(K0.shape), "(n, n)", " to match K0")
     return float(torch.linalg.matrix_norm(Kt - K0) / torch.linalg.matrix_norm(K0))
 
 
 def kernel_target_alignment(K: torch.Tensor, y: torch.Tensor) -> float:
     """A(K, y) = yᵀK y / (‖K‖_F ‖y‖²) ∈ [−1, 1]: 1 when K ∝ y yᵀ (Cristianini et al., 2002)."""
+    K = _matrix("K", K, "(n, n)", square=True)
+    y = check_shape("y", y, K.shape[:1], "(n,)", f" to match K of shape {tuple(K.shape)}")
     return float(y @ K @ y / (torch.linalg.matrix_norm(K) * (y @ y)))
 
 
 def relative_weight_change(model_0: WideNet, model_t: WideNet) -> float:
     """‖W_t − W_0‖_F / ‖W_0‖_F from two models (materializes both W)."""
+    for name, model in (("model_0", model_0), ("model_t", model_t)):
+        if not isinstance(model, WideNet):
+            raise InvalidType(f"{name} must be a wideflow WideNet; got {type(model).__name__}.")
+    if (model_t.m, model_t.D) != (model_0.m, model_0.D):
+        raise InvalidShape(
+            f"model_t has W of shape (m, D) = ({model_t.m}, {model_t.D}); expected ({model_0.m}, {model_0.D}) to "
+            "match model_0 (the same network at another time)."
+        )
     return float(torch.linalg.matrix_norm(model_t.W - model_0.W) / torch.linalg.matrix_norm(model_0.W))
 
 
 def neuron_displacement(H0: torch.Tensor, Ht: torch.Tensor) -> pd.DataFrame:
     """Per neuron i (rows of the (m, n) feature matrices): displacement = RMS_a |h_i^t(x_a) − h_i^0(x_a)| and
     relative = displacement / RMS_a |h_i^0(x_a)| (∞ for a neuron that starts at 0)."""
+    H0 = _matrix("H0", H0, "(m, n)")
+    Ht = check_shape("Ht", Ht, tuple(H0.shape), "(m, n)", " to match H0")
     disp = ((Ht - H0) ** 2).mean(dim=1).sqrt().cpu()
     scale = (H0**2).mean(dim=1).sqrt().cpu()
     rel = torch.where(scale > 0, disp / scale.clamp_min(torch.finfo(scale.dtype).tiny), torch.full_like(disp, math.inf))
@@ -187,6 +211,11 @@ def width_sweep(
 
     from .theory import _show
 
+    if not callable(make_model):
+        raise InvalidType(f"make_model must be a callable (m, scaling, seed) -> WideNet; got {make_model!r}.")
+    widths = [check_positive_int("widths", m) for m in _non_empty("widths", widths, "widths m >= 1")]
+    scalings = _non_empty("scalings", scalings, "scaling names")
+    seeds = [check_seed("seeds", seed) for seed in _non_empty("seeds", seeds, "integer seeds")]
     grid = [(s, m, seed) for s in scalings for m in widths for seed in seeds]
     frames = []
     for scaling, m, seed in tqdm(grid, desc="width sweep", disable=not _show(progress)):

@@ -26,7 +26,15 @@ import torch
 from ._tensor import as_tensor
 from .activations import Activation
 from .embeddings import DeepRandomFeatures, Identity, RandomFeatures
-from .errors import InvalidArgument, InvalidShape, check_choice, check_positive_float, check_positive_int
+from .errors import (
+    InvalidArgument,
+    InvalidShape,
+    InvalidType,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+)
 from .kernels import expected_gram, gram, limit_depth, limit_gram
 
 __all__ = [
@@ -93,8 +101,8 @@ def concentration(
 
     X = as_tensor("X", X, ndim=2, dtype=torch.float64)
     depth = check_positive_int("depth", depth)
-    Ds = [check_positive_int("Ds", D) for D in Ds]
-    seeds = list(seeds)
+    Ds = [check_positive_int("Ds", D) for D in _non_empty("Ds", Ds, "embedding widths D >= 1")]
+    seeds = [check_seed("seeds", s) for s in _non_empty("seeds", seeds, "integer seeds")]
     Gbar = limit_gram(X, activation=activation, depth=depth)
     lam_bar = torch.linalg.eigvalsh(Gbar)
     rows = []
@@ -108,6 +116,16 @@ def concentration(
                      "lambda_min_G": float(torch.linalg.eigvalsh(G)[0]), "lambda_min_Gbar": float(lam_bar[0]),
                      "condition1": err <= float(lam_bar[0]) / 2})
     return pd.DataFrame(rows)
+
+
+def _non_empty(argument: str, values: Any, what: str) -> list[Any]:
+    """``values`` as a list, refusing a string, a non-iterable or an empty collection."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidType(f"{argument} must be a list of {what}; got {type(values).__name__} {values!r}.")
+    values = list(values)
+    if not values:
+        raise InvalidArgument(f"{argument} is empty; expected a non-empty list of {what}.")
+    return values
 
 
 def _show(progress: bool | None) -> bool:
@@ -152,6 +170,9 @@ def fit_rate(
     Points with L ≤ ``floor``·L_0 are dropped (float64 round-off makes log L flat near 1e-30·L_0, which would
     bias the slope). Returns rate, intercept (= a), r2 (goodness of fit of the line), t_start, t_end, points.
     """
+    if not isinstance(history, pd.DataFrame):
+        raise InvalidType(f"history must be a pandas DataFrame (such as wf.train(...).history); got "
+                          f"{type(history).__name__} {history!r}.")
     for col in (time, loss):
         if col not in history:
             raise InvalidArgument(f"history has no column {col!r}; its columns are {list(history.columns)}.")
