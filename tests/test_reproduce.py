@@ -57,7 +57,7 @@ def test_config_file_overrides_the_preset_and_seeds_repeat_settings(tmp_path) ->
 def test_preset_errors_name_file_table_and_key(tmp_path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[exp1]\nstep = 10\n")
-    with pytest.raises(UnknownName, match=r"key 'step' of \[exp1\] in .*bad.toml.*Did you mean 'steps'"):
+    with pytest.raises(UnknownName, match=r"unknown key 'step' in \[exp1\] of .*bad.toml.*Did you mean 'steps'"):
         settings("tiny", bad)
     bad.write_text("[exp4]\nm = 1\n")
     with pytest.raises(UnknownName, match=r"table \[exp4\]"):
@@ -262,6 +262,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys) -> None:
     assert main(["reproduce", "exp1", "--preset", "tiny", "--out", str(tmp_path),
                  "--config", str(tmp_path / "nope.toml")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("wideflow: error: FileNotFoundError:") and err.count("\n") == 1
+    assert err.startswith("wideflow: error: FileMissing:") and err.count("\n") == 1
     with pytest.raises(SystemExit):
         main(["reproduce", "exp9", "--out", str(tmp_path)])

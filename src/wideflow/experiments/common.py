@@ -23,16 +23,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .._tensor import parse_device
 from ..activations import get_activation
 from ..dynamics import METHODS, REDUCTIONS
 from ..errors import (
+    FileMissing,
     InvalidArgument,
     InvalidType,
+    UnknownName,
     WideflowError,
     check_choice,
     check_positive_float,
     check_positive_int,
-    unknown_name,
+    closest,
 )
 
 __all__ = [
@@ -118,8 +121,10 @@ def _activation(key: str, value: Any) -> Any:
 
 
 def _device(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
+    """A device name ('cpu', 'cuda', 'cuda:K', 'mps'); whether it exists is checked by the sweep."""
+    if not isinstance(value, str):
         raise InvalidType(f"{key} must be a device name such as 'cpu' or 'cuda:0'; got {value!r}.")
+    parse_device(value, key)
     return value
 
 
@@ -145,8 +150,8 @@ def preset_path(name: str) -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"preset file {str(path)!r} does not exist.")
+    if not path.exists():
+        raise FileMissing(f"preset file {str(path)!r} does not exist; expected a TOML file.")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -177,13 +182,15 @@ def load_preset(
     for path in sources:
         for table, values in _read_toml(path).items():
             if table not in valid_tables:
-                raise unknown_name(f"table [{table}] in {str(path)!r}", table, valid_tables)
+                raise UnknownName(f"unknown table [{table}] in {str(path)!r}; expected one of "
+                                  f"{', '.join(f'[{t}]' for t in valid_tables)}." + closest(table, valid_tables))
             if not isinstance(values, dict):
                 raise InvalidType(f"[{table}] in {str(path)!r} must be a table of settings; got {values!r}.")
             allowed = RUN_KEYS if table == "run" else {**RUN_KEYS, **experiment_keys[table]}
             for key, value in values.items():
                 if key not in allowed:
-                    raise unknown_name(f"key {key!r} of [{table}] in {str(path)!r}", key, allowed)
+                    raise UnknownName(f"unknown key {key!r} in [{table}] of {str(path)!r}; expected one of "
+                                      f"{', '.join(map(repr, sorted(allowed)))}." + closest(key, allowed))
                 try:
                     merged.setdefault(table, {})[key] = allowed[key](f"{table}.{key}", value)
                 except WideflowError as exc:
