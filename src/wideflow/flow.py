@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torchdiffeq import odeint
 
 from ._tensor import as_tensor
 from .dynamics import REDUCTIONS, KernelEngine, TrainState, make_engine, train
@@ -117,6 +116,8 @@ class _Flow:
         return self.engine.coefficient(H, e).mul_(self.engine.coef_H)
 
     def advance(self, t0: float, t1: float) -> None:
+        from torchdiffeq import odeint  # imported here: it loads SciPy's integrators (~0.6 s of import time)
+
         span = torch.tensor([t0, t1], dtype=self.Z.dtype, device=self.Z.device)
         self.Z = odeint(self.velocity, self.Z, span, rtol=self.rtol, atol=self.atol, method=self.solver)[-1]
 
