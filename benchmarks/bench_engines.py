@@ -177,8 +177,10 @@ def baseline_runner(model: wf.WideNet, X: torch.Tensor, y: torch.Tensor, device:
 def engine_runner(name: str, method: str, model: wf.WideNet, X: torch.Tensor, y: torch.Tensor, device: str,
                   min_time: float, rounds: int) -> tuple[Runner, int]:
     """Drive ``method``'s engine with :func:`gradient_descent`, ``chunk`` steps per call, where ``chunk`` steps
-    last about ``min_time`` seconds (timed on the second of two warm-up steps). Returns the runner and chunk."""
+    last about ``min_time`` seconds (timed on the second of two warm-up steps). The engine is planned for a
+    run of the paper's length, so it takes the paths a long run takes. Returns the runner and chunk."""
     engine = make_engine(method, model, X, y, None, float(X.shape[0]), 1.0)
+    engine.plan(PAPER_STEPS)
     for _ in range(2):
         _sync(device)
         t0 = time.perf_counter()
@@ -199,21 +201,30 @@ def engine_runner(name: str, method: str, model: wf.WideNet, X: torch.Tensor, y:
 
 def train_runner(name: str, model: wf.WideNet, X: torch.Tensor, y: torch.Tensor, device: str,
                  min_time: float) -> tuple[Runner, int]:
-    """``wf.train(method="auto")``, the public path with its per-step divergence watch. Each call trains ``k``
-    steps from the initialization and times them between the callbacks of steps 0 and k, so the engine's
-    set-up and the trained model's hand-over stay outside. Returns the runner and the steps per call."""
+    """``wf.train(method="auto")`` for a run of the paper's length, the public path with its per-step
+    divergence watch. Each call starts such a run from the initialization and times its first ``k`` steps
+    between the callbacks of steps 0 and k, then stops it; the engine's set-up stays outside. Returns the
+    runner and the steps per call."""
     stamps: list[float] = []
     resolved: list[str] = []
+
+    class Enough(Exception):
+        pass
 
     def stamp(state: Any) -> dict[str, float]:
         _sync(device)
         stamps.append(time.perf_counter())
+        if len(stamps) == 2:
+            raise Enough
         return {}
 
     def timed(k: int) -> float:
         stamps.clear()
-        result = wf.train(model, X, y, steps=k, log_every=k, method="auto", callbacks=[stamp], progress=False)
-        resolved.append(result.method)
+        try:
+            wf.train(model, X, y, steps=PAPER_STEPS, log_every=k, method="auto", callbacks=[stamp], progress=False)
+        except Enough:
+            pass
+        resolved.append(choose_method(model, X.shape[0], 0, PAPER_STEPS, k, "auto"))
         return (stamps[-1] - stamps[0]) / k
 
     chunk = max(1, math.ceil(min_time / max(timed(2), 1e-9)))

@@ -91,6 +91,55 @@ def test_residual_is_the_readout(data) -> None:
             assert torch.equal(f, torch.zeros_like(f))  # f_0 = 0 exactly (spec §4)
 
 
+@pytest.mark.parametrize("activation", ["relu", "sigmoid"])
+def test_padding_columns_change_nothing(activation: str) -> None:
+    """n = 21 is padded to 24 columns (a multiple of 8, for BLAS); the padding stays exactly zero, also for an
+    activation with σ(0) ≠ 0, and the trajectory is the autograd one."""
+    X, y = wf.data.axis_xor(21, D_IN, seed=5)
+    model = wf.P3L(D_IN, 32, D=48, activation=activation)
+    W_ref, losses = autograd_gd(model, X, y, 100, step_size=1.0)
+    for method in ("weights", "kernel"):
+        engine = make_engine(method, model, X, y, None, 21.0, 1.0)
+        assert engine.n_pad == 24 and engine.H.shape == (32, 21)
+        states = list(gradient_descent(engine, steps=100, log_every=100))
+        assert states[-1].train_loss == pytest.approx(losses[-1], rel=1e-10)
+        assert torch.equal(engine._H[:, 21:], torch.zeros(32, 3, dtype=torch.float64))
+        assert torch.equal(engine._e[21:], torch.zeros(3, dtype=torch.float64))
+        if method == "kernel":
+            assert torch.equal(engine._B[:, 21:], torch.zeros(32, 3, dtype=torch.float64))
+        W = engine.finish().W
+        assert float((W - W_ref).norm() / (W_ref - model.W).norm()) <= 1e-10
+
+
+def test_fused_relu_step_matches_autograd(data) -> None:
+    """The element-wise work compiled by torch.compile (used for long CPU runs) is the same trajectory, and
+    keeps f_0 = 0 exactly under the NTK symmetrization."""
+    X, y = data
+    for scaling in ("ours", "ntk"):
+        model = wf.P3L(D_IN, 32, D=48, scaling=scaling)
+        W_ref, losses = autograd_gd(model, X, y, 100, step_size=1.0)
+        engine = make_engine("kernel", model, X, y, None, 24.0, 1.0)
+        engine.plan(10**12)
+        assert engine.fused
+        states = list(gradient_descent(engine, steps=100, log_every=50))
+        if scaling == "ntk":
+            assert states[0].train_loss == 0.5 * float((y**2).mean())
+        got = torch.tensor([s.train_loss for s in states], dtype=torch.float64)
+        ref = torch.tensor([losses[k] for k in (0, 50, 100)], dtype=torch.float64)
+        assert torch.allclose(got, ref, rtol=1e-10, atol=0)
+        W = engine.finish().W
+        assert float((W - W_ref).norm() / (W_ref - model.W).norm()) <= 1e-10
+
+
+def test_short_runs_are_not_fused(data) -> None:
+    """Compiling costs seconds: a run whose element work steps·m·n is small stays unfused."""
+    X, y = data
+    engine = make_engine("kernel", wf.P3L(D_IN, 32, D=48), X, y, None, 24.0, 1.0)
+    for _ in gradient_descent(engine, steps=10, log_every=10):
+        pass
+    assert not engine.fused
+
+
 def test_kernel_state_gives_the_weights(data) -> None:
     """W_t = W_0 + B_t Φ (spec §8): the kernel engine's test features at the end equal those of its trained W."""
     X, y = data
@@ -118,7 +167,7 @@ def test_steady_state_allocates_nothing_of_size_mn(method: str, scaling: str, da
     for _ in range(2):
         _, e = engine.residual()
         engine.step(e)
-    buffers = [t.data_ptr() for t in (engine.H, engine._S, engine._A)]
+    buffers = [t.data_ptr() for t in (engine._H, engine._S, engine._A)]
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         for _ in range(3):
             _, e = engine.residual()
@@ -126,7 +175,7 @@ def test_steady_state_allocates_nothing_of_size_mn(method: str, scaling: str, da
     sizes = [ev.cpu_memory_usage for ev in prof.events() if ev.cpu_memory_usage > 0]
     mn_bytes = model.m * X.shape[0] * 8
     assert max(sizes, default=0) < mn_bytes // 8  # only scalars and n-vectors remain
-    assert buffers == [t.data_ptr() for t in (engine.H, engine._S, engine._A)]
+    assert buffers == [t.data_ptr() for t in (engine._H, engine._S, engine._A)]
 
 
 # ---------------------------------------------------------------------------------------------- test set
@@ -165,9 +214,11 @@ class _CountingFeatures(wf.embeddings.RandomFeatures):
 
 
 def _engine_bytes(engine) -> int:
-    """Bytes of every tensor the engine holds itself (the model's W and z excluded)."""
-    return sum(v.numel() * v.element_size() for k, v in vars(engine).items()
-               if isinstance(v, torch.Tensor) and k not in ("X", "X_test", "y"))
+    """Bytes of the tensor storages the engine holds itself (views counted once; its inputs excluded)."""
+    inputs = {t.untyped_storage().data_ptr() for t in (engine.X, engine.X_test, engine.y) if t is not None}
+    storages = {v.untyped_storage().data_ptr(): v.untyped_storage().nbytes() for v in vars(engine).values()
+                if isinstance(v, torch.Tensor)}
+    return sum(size for ptr, size in storages.items() if ptr not in inputs)
 
 
 def test_kernel_engine_memory_does_not_grow_with_D(data) -> None:
