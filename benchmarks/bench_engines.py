@@ -25,7 +25,7 @@ Cost scaling: from a base shape, each of n, m and D is doubled twice and the ste
 to t ∝ x^p (least squares in log-log); the kernel engine should give p ≈ 2, 1, 0 for n, m, D (cost 2 m n² per
 step, spec §8), the weights engine 1, 1, 1. The kernel engine's peak memory is measured along the D axis too.
 
-    python benchmarks/bench_engines.py                        # everything, about 10 minutes on 2 idle cores
+    python benchmarks/bench_engines.py                        # everything, about 5 minutes on 2 idle cores
     python benchmarks/bench_engines.py --quick                # small shapes, a smoke run of every code path
     python benchmarks/bench_engines.py --device cuda          # the same on a GPU
     python benchmarks/bench_engines.py --long-run 50000       # plus the paper-scale run (n, m, D) = (512, 8192, 8192)
