@@ -111,6 +111,28 @@ def test_padding_columns_change_nothing(activation: str) -> None:
         assert float((W - W_ref).norm() / (W_ref - model.W).norm()) <= 1e-10
 
 
+@pytest.mark.parametrize("train_c,bias", [(True, False), (False, True)])
+def test_padding_with_trained_c_or_bias(train_c: bool, bias: bool) -> None:
+    """With biases the padding columns of H hold b and σ(b) ≠ 0: the padded residual must still be zero there,
+    or the gradients of b and c would pick up phantom points. Checked against autograd (as in test_core)."""
+    X, y = wf.data.axis_xor(21, D_IN, seed=5)
+    model = wf.P3L(D_IN, 32, D=48, train_c=train_c, bias=bias)
+    Phi = model.embed(X)
+    W = model.W.clone().requires_grad_(True)
+    c = model.c.clone().requires_grad_(train_c)
+    b = torch.zeros(32, dtype=torch.float64, requires_grad=bias)
+    for _ in range(60):
+        f = model.s_o * torch.relu(model.s_h * Phi @ W.T + b) @ c
+        grads = torch.autograd.grad(0.5 * ((f - y) ** 2).mean(), [t for t in (W, c, b) if t.requires_grad])
+        with torch.no_grad():
+            W -= model.scaling.lr_factor(32, 48) * grads[0]
+            (c if train_c else b).sub_(32.0 * grads[1])  # the per-neuron factor m of "ours"
+    result = wf.train(model, X, y, steps=60, log_every=60)
+    assert float((result.model.W - W.detach()).norm() / (W - model.W).norm()) <= 1e-10
+    trained, ref = (result.model.c, c) if train_c else (result.model.b, b)
+    assert torch.allclose(trained, ref.detach(), rtol=1e-10, atol=1e-12)
+
+
 def test_fused_relu_step_matches_autograd(data) -> None:
     """The element-wise work compiled by torch.compile (used for long CPU runs) is the same trajectory, and
     keeps f_0 = 0 exactly under the NTK symmetrization."""

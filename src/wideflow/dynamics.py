@@ -162,8 +162,9 @@ class _Engine:
         self._readout_c = (self.c[: m // 2] if self._paired else self.c)[None, :]
         self._f_row, self._f_out, self._e_out = self._f[None, :], self._f[:n], self._e[:n]
         self._e_row, self._e_col = self._e[None, :], self._e[:, None]
-        # σ(0) ≠ 0 for some activations: their padding is zeroed so that it enters no update
-        self._e_pad = self._e[n:] if n_pad > n and not self._relu else None
+        # the padding of e is zeroed every step: σ(0) ≠ 0 for some activations, and with biases the padding
+        # columns of H hold b, so f there need not vanish; zero in e, they enter no update
+        self._e_pad = self._e[n:] if n_pad > n else None
 
     # features of the training set at the current parameters: H (m, n) is a view of _H (m, n_pad)
     H: torch.Tensor
