@@ -18,12 +18,14 @@ spread. The kernel engine's GFLOP/s count only its product, 2 m n² per step.
 
 Peak memory is measured in a fresh subprocess per (case, method): the model and data are built, then the peak
 resident set is reset (``/proc/self/clear_refs``) and the engine is built, run for two steps and evaluated on a
-test set of ``--n-test`` points; the reported number is the peak minus the resident set before (on CUDA, torch's
-peak allocated bytes). tracemalloc cannot see torch's allocations, hence the resident set.
+test set of ``--n-test`` points; the reported number is the peak minus the resident set before. On CUDA it is
+torch's peak allocated bytes over the same span, measured in this process. tracemalloc cannot see torch's
+allocations, hence the resident set.
 
 Cost scaling: from a base shape, each of n, m and D is doubled twice and the step time of both engines is fitted
 to t ∝ x^p (least squares in log-log); the kernel engine should give p ≈ 2, 1, 0 for n, m, D (cost 2 m n² per
-step, spec §8), the weights engine 1, 1, 1. The kernel engine's peak memory is measured along the D axis too.
+step, spec §8), the weights engine 1, 1, 1. Memory against D: both engines' peak at the base (n, m) for
+D = 2048, 8192, 32768, each the least of 3 processes.
 
     python benchmarks/bench_engines.py                        # everything, about 5 minutes on 2 idle cores
     python benchmarks/bench_engines.py --quick                # small shapes, a smoke run of every code path
@@ -375,8 +377,14 @@ def probe_memory(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def memory_of(case: Case, method: str, args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`probe_memory` in a fresh process (CPU: the resident set is per process), or in this one on
+    CUDA, whose allocator counts exactly what is allocated between its reset and the peak."""
     spec = {"case": case.__dict__, "method": method, "dtype": args.dtype, "device": args.device,
             "n_test": args.n_test, "threads": args.threads}
+    if args.device.startswith("cuda"):
+        gc.collect()
+        torch.cuda.empty_cache()
+        return probe_memory(spec)
     proc = subprocess.run([sys.executable, __file__, "--probe-memory", json.dumps(spec)], capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
