@@ -1,4 +1,4 @@
-"""PyTorch interop: to_module (same f, same GD) and from_module (Appendix B's Xavier mapping, spec §3.1)."""
+"""PyTorch interop: to_module (same f, same GD) and from_module (Appendix B's Xavier mapping)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,26 @@ def test_module_round_trips_through_torch_save(tmp_path) -> None:
         torch.testing.assert_close(loaded(X), module(X), rtol=0, atol=0)
 
 
+NTK_MODELS = {
+    "shallow": lambda dt: wf.Shallow(5, 64, scaling="ntk", dtype=dt),
+    "p3l-bias": lambda dt: wf.P3L(5, 64, D=80, scaling="ntk", bias=True, dtype=dt),
+    "deep4-tanh": lambda dt: wf.PartiallyTrained(5, 32, 48, depth=4, activation="tanh", scaling="ntk", dtype=dt),
+    "quadratic-erf": lambda dt: wf.WideNet(wf.embeddings.Quadratic(5), 46, activation="erf", scaling="ntk", dtype=dt),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", sorted(NTK_MODELS))
+def test_the_module_of_an_ntk_model_outputs_exactly_zero_at_initialization(name: str, dtype: torch.dtype) -> None:
+    """The symmetrized initialization gives f_0 = 0 (Table 1); the module keeps it bitwise, as the model does."""
+    model = NTK_MODELS[name](dtype)
+    X, _ = wf.data.axis_xor(33, 5, seed=2)
+    module = model.to_module()
+    with torch.no_grad():
+        out = module(X.to(dtype))
+    assert torch.equal(out, torch.zeros(33, dtype=dtype)) and torch.equal(model(X), out)
+
+
 def test_to_module_rejects_other_objects() -> None:
     with pytest.raises(InvalidType, match="WideNet"):
         wf.to_module(nn.Linear(3, 1))
@@ -106,7 +126,7 @@ def test_xavier_network_has_the_variances_of_appendix_b() -> None:
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
 def test_from_module_reproduces_the_xavier_network(activation: str) -> None:
-    """f_xavier = √(d/2)·f_P3L for 1-homogeneous σ (spec §3.1): z = √m θ1, W = √(2m) θ2, c = √m θ3."""
+    """f_xavier = √(d/2)·f_P3L for 1-homogeneous σ (Appendix B): z = √m θ1, W = √(2m) θ2, c = √m θ3."""
     d, m = 7, 96
     net = xavier_network(d, m, activation, seed=4)
     X, _ = wf.data.axis_xor(50, d, seed=2)
@@ -124,7 +144,7 @@ def test_from_module_reproduces_the_xavier_network(activation: str) -> None:
 
 
 def test_xavier_gd_on_theta2_is_w_gd_with_factor_2m() -> None:
-    """One GD step θ2 ← θ2 − δ∇_θ2 L equals W ← W − 2mδ∇_W L under W = √(2m) θ2 (spec §3.1)."""
+    """One GD step θ2 ← θ2 − δ∇_θ2 L equals W ← W − 2mδ∇_W L under W = √(2m) θ2 (Appendix B)."""
     d, m, delta = 6, 64, 0.05
     net = xavier_network(d, m, seed=5)
     X, y = wf.data.axis_xor(20, d, seed=6)

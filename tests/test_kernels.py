@@ -1,4 +1,5 @@
-"""Gram matrices, their D → ∞ limits and the NTK-regime kernel, against Monte-Carlo estimates (spec §1.5, §1.10)."""
+"""Gram matrices, their D → ∞ limits and the NTK-regime kernel, against Monte-Carlo estimates (Appendix H,
+docs/theory.md §4)."""
 
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ def test_expected_gram_and_limit_depth_follow_the_embedding() -> None:
     assert limit_depth(wf.WideNet(wf.embeddings.Quadratic(4), 8)) is None
     assert torch.allclose(expected_gram(deep, X), limit_gram(X, activation="tanh", depth=3))
     quad = wf.WideNet(wf.embeddings.Quadratic(4), 8)
-    assert torch.allclose(expected_gram(quad, X), (X @ X.T) ** 2 / 16, atol=1e-12)  # G = (xᵀx')²/d², spec §1.10
+    assert torch.allclose(expected_gram(quad, X), (X @ X.T) ** 2 / 16, atol=1e-12)  # G = (xᵀx')²/d² (theory §4)
 
 
 def test_gram_blocks_do_not_change_the_result() -> None:

@@ -1,7 +1,7 @@
-"""Embeddings Φ: R^d → R^D of the general model (2)-(3) (spec §1.3-1.5).
+"""Embeddings Φ: R^d → R^D of the general model (2)-(3) (docs/theory.md §1).
 
 - :class:`Identity`: Φ(x) = x, D = d (the shallow net, eq. (1)).
-- :class:`Quadratic`: Φ(x) = vec(x xᵀ), D = d², so G(x, x') = (xᵀx')²/d² (Exp 2, spec §1.10).
+- :class:`Quadratic`: Φ(x) = vec(x xᵀ), D = d², so G(x, x') = (xᵀx')²/d² (Exp 2, docs/theory.md §4).
 - :class:`RandomFeatures`: φ_j(x) = σ(z_jᵀx/√d), z_j ~ N(0, I_d) fixed (the P-3L net, eq. (5)).
 - :class:`DeepRandomFeatures`: the fixed random layers of the partially-trained L-layer net of
   Appendix H, φ_j(x) = σ(h_j^{(L-2)}(x)) with h^{(1)} = z x/√d and h^{(l+1)} = W^{(l)} σ(h^{(l)})/√D.
@@ -13,8 +13,10 @@ to the caller's dtype and device, so the same seed gives the same embedding on e
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
+import pickle
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,6 +36,7 @@ from .errors import (
 
 __all__ = [
     "Embedding",
+    "Deterministic",
     "Identity",
     "Quadratic",
     "RandomFeatures",
@@ -63,6 +66,10 @@ class Embedding:
     def _embed(self, X: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def weights(self) -> list[torch.Tensor]:
+        """The fixed random weights of the embedding (float64, CPU; saved with a model); none by default."""
+        return []
+
     def column_blocks(self, X: torch.Tensor, block: int) -> Iterator[torch.Tensor]:
         """Yield Φ(X) a block of at most ``block`` columns at a time (memory O(n·block) for random
         embeddings; the whole Φ(X) at once for the others)."""
@@ -79,33 +86,40 @@ class Embedding:
         return f"{type(self).__name__}({args})"
 
 
-class Identity(Embedding):
+class Deterministic(Embedding):
+    """A fixed, parameter-free embedding of inputs of dimension d, rebuilt from its ``kind`` and d."""
+
+    kind = ""
+
+    def __init__(self, d: int, D: int | None = None) -> None:
+        self.d = check_positive_int("d", d)
+        self.D = self.d if D is None else D
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "d": self.d}
+
+
+class Identity(Deterministic):
     """Φ(x) = x, D = d: the shallow mean-field net of eq. (1)."""
 
-    def __init__(self, d: int) -> None:
-        self.d = self.D = check_positive_int("d", d)
+    kind = "identity"
 
     def _embed(self, X: torch.Tensor) -> torch.Tensor:
         return X
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        return {"kind": "identity", "d": self.d}
 
-
-class Quadratic(Embedding):
+class Quadratic(Deterministic):
     """Φ(x) = vec(x xᵀ) ∈ R^{d²} (Exp 2); then h_i(x) = xᵀ W_i x / d with W_i the reshaped row."""
 
+    kind = "quadratic"
+
     def __init__(self, d: int) -> None:
-        self.d = check_positive_int("d", d)
-        self.D = self.d * self.d
+        d = check_positive_int("d", d)
+        super().__init__(d, d * d)
 
     def _embed(self, X: torch.Tensor) -> torch.Tensor:
         return (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], self.D)
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        return {"kind": "quadratic", "d": self.d}
 
 
 class _Seeded(Embedding):
@@ -115,14 +129,18 @@ class _Seeded(Embedding):
         self.seed = check_seed("seed", seed)
         self._cache: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
 
-    def _weights(self) -> list[torch.Tensor]:
+    def weights(self) -> list[torch.Tensor]:
         raise NotImplementedError
 
     def _cast(self, X: torch.Tensor) -> list[torch.Tensor]:
         key = (X.dtype, X.device)
         if key not in self._cache:
-            self._cache[key] = [w.to(device=X.device, dtype=X.dtype) for w in self._weights()]
+            self._cache[key] = [w.to(device=X.device, dtype=X.dtype) for w in self.weights()]
         return self._cache[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the float64 master weights only; the cast copies are rebuilt on first use."""
+        return {**self.__dict__, "_cache": {}}
 
 
 class RandomFeatures(_Seeded):
@@ -136,7 +154,7 @@ class RandomFeatures(_Seeded):
         gen = torch.Generator().manual_seed(seed)
         self.z = torch.randn(self.D, self.d, generator=gen, dtype=torch.float64)
 
-    def _weights(self) -> list[torch.Tensor]:
+    def weights(self) -> list[torch.Tensor]:
         return [self.z]
 
     def _embed(self, X: torch.Tensor) -> torch.Tensor:
@@ -155,7 +173,7 @@ class RandomFeatures(_Seeded):
 
 
 class DeepRandomFeatures(_Seeded):
-    """The fixed random layers of the partially-trained L-layer net (Appendix H, spec §1.5).
+    """The fixed random layers of the partially-trained L-layer net (Appendix H).
 
     ``layers`` = L − 2 random layers: z ∈ R^{D×d} and then L − 3 matrices W^{(l)} ∈ R^{D×D}, all N(0, 1):
     h^{(1)} = z x/√d, h^{(l+1)} = W^{(l)} σ(h^{(l)})/√D, Φ(x) = σ(h^{(L-2)}(x)). ``layers=1`` is the
@@ -172,7 +190,7 @@ class DeepRandomFeatures(_Seeded):
         self.z = torch.randn(self.D, self.d, generator=gen, dtype=torch.float64)
         self.hidden = [torch.randn(self.D, self.D, generator=gen, dtype=torch.float64) for _ in range(self.layers - 1)]
 
-    def _weights(self) -> list[torch.Tensor]:
+    def weights(self) -> list[torch.Tensor]:
         return [self.z, *self.hidden]
 
     def _embed(self, X: torch.Tensor) -> torch.Tensor:
@@ -222,6 +240,23 @@ class Function(Embedding):
                 f"{X.dtype} on {X.device}; it must keep the dtype and device of its input."
             )
         return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state for pickling; it pickles iff the user callable does (a lambda or a local function does not)."""
+        try:
+            pickle.dumps(self.fn)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise InvalidType(
+                f"cannot pickle this Function embedding: its callable {self.fn!r} does not pickle ({exc}); "
+                "define it as a module-level function (or a picklable callable object) to pickle the model."
+            ) from None
+        return dict(self.__dict__)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Function:
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
 
     def __repr__(self) -> str:
         return f"Function({getattr(self.fn, '__name__', 'fn')}, d={self.d}, D={self.D})"

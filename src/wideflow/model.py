@@ -1,4 +1,4 @@
-"""The general model (2)-(3) and its named cases (spec §1.2-1.5).
+"""The general model (2)-(3) and its named cases: eq. (1), eqs. (4)-(5), Appendix H (docs/theory.md §1).
 
 f(x) = s_o Σ_{i=1}^m c_i σ(h_i(x)),   h_i(x) = s_h Σ_{j=1}^D W_ij φ_j(x)  (+ b_i, beyond the paper)
 
@@ -8,7 +8,6 @@ and mean-field. c_i = ±ĉ i.i.d. (Assumption 1) and W_ij ~ N(0, 1) i.i.d. (Assu
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 from collections.abc import Callable
@@ -31,10 +30,9 @@ from .embeddings import (
 )
 from .errors import (
     CheckpointError,
-    FileMissing,
     InvalidArgument,
     InvalidShape,
-    OutputError,
+    InvalidType,
     UnknownName,
     WideflowError,
     check_bool,
@@ -42,9 +40,12 @@ from .errors import (
     check_positive_int,
     check_seed,
 )
+from .io import atomic_torch_save, read_torch_file
+from .readout import halfwise_matmul, readout
 from .scalings import Scaling, get_scaling
+from .torch_modules import module_of
 
-__all__ = ["WideNet", "Shallow", "P3L", "PartiallyTrained", "load"]
+__all__ = ["WideNet", "Shallow", "P3L", "PartiallyTrained", "load", "check_model"]
 
 _SAVE_FORMAT = 1
 
@@ -123,7 +124,7 @@ class WideNet:
 
     # ------------------------------------------------------------------ parameters
     def _initial_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """c_i = ±ĉ (Assumption 1), W_ij ~ N(0, 1) (Assumption 3), symmetrized for NTK (spec §4)."""
+        """c_i = ±ĉ (Assumption 1), W_ij ~ N(0, 1) (Assumption 3), symmetrized for NTK (Table 1)."""
         gen = torch.Generator().manual_seed(_param_seed(self.seed))
         half = self.m // 2 if self.scaling.symmetrize else self.m
         signs = torch.randint(0, 2, (half,), generator=gen).to(torch.float64) * 2 - 1
@@ -158,8 +159,8 @@ class WideNet:
                           rows_name="m", rows_what="the width", cols_name="D", cols_what="the embedding dimension")
         self._W, self._W_thunk = value, None
 
-    def _set_lazy_W(self, thunk: Callable[[], torch.Tensor]) -> None:
-        """Let the kernel engine hand over W_t = W_0 + B_t Φ without computing it (spec §8)."""
+    def set_lazy_W(self, thunk: Callable[[], torch.Tensor]) -> None:
+        """Let the kernel engine hand over W_t = W_0 + B_t Φ without computing it (docs/theory.md §8)."""
         self._W, self._W_thunk = None, thunk
 
     @property
@@ -181,12 +182,13 @@ class WideNet:
         return self.scaling.s_h(self.D)
 
     # ------------------------------------------------------------------ forward
-    def _input(self, X: Any, name: str = "X") -> torch.Tensor:
+    def input(self, X: Any, name: str = "X") -> torch.Tensor:
+        """``X`` checked and converted to this model's dtype and device, shape (n, d)."""
         return as_tensor(name, X, ndim=2, dtype=self.dtype, device=self.device, cols=self.d)
 
     def embed(self, X: Any) -> torch.Tensor:
         """Φ(X), shape (n, D)."""
-        return self.embedding(self._input(X))
+        return self.embedding(self.input(X))
 
     def features(self, X: Any) -> torch.Tensor:
         """h(X) = s_h Φ(X) Wᵀ (+ b), shape (n, m): the pre-activations of the trained layer, eq. (3)."""
@@ -239,10 +241,16 @@ class WideNet:
         return new
 
     def to_module(self) -> torch.nn.Module:
-        """A plain ``torch.nn.Module`` computing the same f, W materialized (:func:`wideflow.interop.to_module`)."""
-        from .interop import to_module
+        """A plain ``torch.nn.Module`` computing the same f, W materialized
+        (:class:`~wideflow.torch_modules.WideNetModule`; :func:`wideflow.interop.to_module` is the same)."""
+        return module_of(self)
 
-        return to_module(self)
+    def __getstate__(self) -> dict[str, Any]:
+        """The state for ``pickle`` and ``torch.save``: W materialized, the kernel engine's thunk dropped. The
+        activation pickles by its registry name (a user activation must be registered where it is unpickled),
+        a :class:`~wideflow.embeddings.Function` embedding only if its callable pickles."""
+        _ = self.W
+        return dict(self.__dict__)
 
     def __repr__(self) -> str:
         return (
@@ -266,7 +274,7 @@ class WideNet:
             "format": _SAVE_FORMAT,
             "wideflow_version": __version__,
             "config": self.config,
-            "embedding_weights": [w.cpu() for w in getattr(self.embedding, "_weights", lambda: [])()],
+            "embedding_weights": [w.cpu() for w in self.embedding.weights()],
             "c": self.c.cpu(),
             "W": self.W.cpu(),
             "b": None if self.b is None else self.b.cpu(),
@@ -274,79 +282,14 @@ class WideNet:
         return atomic_torch_save(state, path)
 
 
-def halfwise_matmul(A: torch.Tensor, B: torch.Tensor, paired: bool, *, dim: int) -> torch.Tensor:
-    """A @ B; for a ``paired`` (symmetrized) model the two halves of the neuron axis ``dim`` of the product are
-    computed by two matmuls of identical shape, so that neurons i and i + m/2 with identical weights get
-    bitwise identical features (one matmul may round its edge tiles differently)."""
-    if not paired:
-        return A @ B
-    if dim == 0:
-        half = A.shape[0] // 2
-        return torch.cat([A[:half] @ B, A[half:] @ B], dim=0)
-    half = B.shape[1] // 2
-    return torch.cat([A @ B[:, :half], A @ B[:, half:]], dim=1)
-
-
-def readout(S: torch.Tensor, c: torch.Tensor, s_o: float, paired: bool) -> torch.Tensor:
-    """f_a = s_o Σ_i c_i S_ia for activations S = σ(H) of shape (m, n).
-
-    For a symmetrized model (``paired``: c_{i+m/2} = −c_i) the sum is taken pairwise,
-    s_o Σ_{i ≤ m/2} c_i (S_ia − S_{i+m/2,a}), which is the same number in exact arithmetic and makes
-    f_0 ≡ 0 hold exactly in floating point too (a plain dot product leaves rounding residue ~1e-16·m).
-    """
-    if paired:
-        half = c.shape[0] // 2
-        return s_o * (c[:half] @ (S[:half] - S[half:]))
-    return s_o * (c @ S)
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename: a reader (or a run killed at
-    any instant) sees either the previous file or the complete new one, never a half-written file."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"cannot write to {str(path)!r}: it is a folder; give a file name.")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    except (OSError, RuntimeError) as exc:  # torch's writer reports some I/O failures as RuntimeError
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-        raise OutputError(f"could not write {str(path)!r}: {reason}.") from None
-    return path
-
-
-def read_torch_file(path: str | os.PathLike, what: str, *, version: int, keys: set[str], hint: str) -> dict:
-    """Read a dict that wideflow wrote with :func:`atomic_torch_save` (tensors, numbers, strings and containers
-    only, so ``torch.load(weights_only=True)``), and check its format ``version`` and ``keys``.
-
-    Raises :class:`FileMissing` or :class:`CheckpointError` naming the path, ``what`` was expected and ``hint``.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise FileMissing(f"{str(path)!r} does not exist; expected {what}.")
-    if p.is_dir():
-        raise CheckpointError(f"{str(path)!r} is a folder; expected {what} (a file).")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling raises many types; all mean "not this kind of file"
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise CheckpointError(f"could not read {str(path)!r} as {what}: {type(exc).__name__}: {first}") from None
-    if not isinstance(state, dict) or state.get("format") != version or not keys <= set(state):
-        raise CheckpointError(f"{str(path)!r} is not {what} (format {version}); {hint}")
-    return state
+def check_model(model: Any, argument: str = "model") -> WideNet:
+    """``model`` itself if it is a wideflow model, else the one error every entry point raises for it."""
+    if not isinstance(model, WideNet):
+        raise InvalidType(
+            f"{argument} must be a wideflow model (WideNet, Shallow, P3L, PartiallyTrained, e.g. wf.P3L(d, m)); "
+            f"got {type(model).__name__}."
+        )
+    return model
 
 
 _CLASSES: dict[str, type[WideNet]] = {}
@@ -377,7 +320,7 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Wide
         ) from None
     except (WideflowError, TypeError, KeyError) as exc:
         raise CheckpointError(f"{str(path)!r} holds an invalid model configuration: {exc}") from None
-    masters = getattr(embedding, "_weights", lambda: [])()
+    masters = embedding.weights()
     saved, c, W, b = state["embedding_weights"], state["c"], state["W"], state["b"]
     if not (
         len(masters) == len(saved)
