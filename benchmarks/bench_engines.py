@@ -1,4 +1,4 @@
-r"""wideflow's GD engines against the plain PyTorch way, side by side in one run (issue 6).
+r"""wideflow's GD engines against the plain PyTorch way, side by side in one run.
 
 For the P-3L model (4)-(5) at (n, m, D) = (200, 1024, 1024), (1000, 4096, 4096), (500, 8192, 8192) and the
 shallow model (1) at d = 20, n = 160, m = 8192, it measures the time per GD step (9) of
@@ -6,8 +6,8 @@ shallow model (1) at d = 20, n = 160, m = 8192, it measures the time per GD step
 - ``baseline``: a plain autograd loop in weight space, written here the way researchers usually train these
   models: forward pass f = s_o σ(s_h Φ Wᵀ) c from the (fixed, precomputed) embeddings Φ, ``loss.backward()``,
   ``torch.optim.SGD`` step on W with the learning rate of Table 1 (δ·m);
-- ``weights``, ``kernel``: wideflow's two exact engines, driven by :func:`wideflow.dynamics.gradient_descent`;
-- ``auto``: ``wf.train(method="auto")``, the public path (the engine :func:`wideflow.dynamics.choose_method`
+- ``weights``, ``kernel``: wideflow's two exact engines, driven by :func:`wideflow.training.gradient_descent`;
+- ``auto``: ``wf.train(method="auto")``, the public path (the engine :func:`wideflow.engines.choose_method`
   picks, plus train's per-step divergence watch), timed between its callbacks so that set-up stays outside,
 
 and two matrix products at the same dtype: a square one (the machine's matmul throughput) and one of the kernel
@@ -24,7 +24,7 @@ allocations, hence the resident set.
 
 Cost scaling: from a base shape, each of n, m and D is doubled twice and the step time of both engines is fitted
 to t ∝ x^p (least squares in log-log); the kernel engine should give p ≈ 2, 1, 0 for n, m, D (cost 2 m n² per
-step, spec §8), the weights engine 1, 1, 1. Memory against D: both engines' peak at the base (n, m) for
+step, docs/theory.md §8), the weights engine 1, 1, 1. Memory against D: both engines' peak at the base (n, m) for
 D = 2048, 8192, 32768, each the least of 3 processes.
 
     python benchmarks/bench_engines.py                        # everything, about 5 minutes on 2 idle cores
@@ -59,10 +59,11 @@ import torch
 from tqdm.auto import tqdm
 
 import wideflow as wf
-from wideflow.dynamics import choose_method, gradient_descent, make_engine
+from wideflow.engines import choose_method, make_engine, prepare
+from wideflow.training import gradient_descent
 
 METHODS = ("baseline", "weights", "kernel", "auto")
-PAPER_STEPS, PAPER_LOG_EVERY = 50000, 100  # the run length "auto" plans for (spec §5.1)
+PAPER_STEPS, PAPER_LOG_EVERY = 50000, 100  # the run length "auto" plans for (Appendix I)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Case:
         return wf.P3L(self.d, self.m, D=self.D, dtype=dtype, device=device)
 
     def data(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exp 1's random labels for the shallow net, Exp 3's axis-XOR for P-3L (spec §5)."""
+        """Exp 1's random labels for the shallow net, Exp 3's axis-XOR for P-3L (Section 4)."""
         if self.family == "shallow":
             return wf.data.random_labels(n, self.d, seed=seed)
         return wf.data.axis_xor(n, self.d, seed=seed)
@@ -99,7 +100,7 @@ QUICK_CASES = (
     Case("p3l-200x1024x2048", "p3l", 200, 1024, 2048),
     Case("shallow-160x1024", "shallow", 160, 1024, 20),
 )
-# Targets of issue 6, as (case name, kernel speed-up over the baseline, fraction of matmul throughput or None).
+# Performance targets, as (case name, kernel speed-up over the baseline, fraction of matmul throughput or None).
 TARGETS = {
     "p3l-200x1024x1024": (12.0, None),
     "p3l-1000x4096x4096": (8.0, 0.80),
@@ -181,7 +182,7 @@ def engine_runner(name: str, method: str, model: wf.WideNet, X: torch.Tensor, y:
     """Drive ``method``'s engine with :func:`gradient_descent`, ``chunk`` steps per call, where ``chunk`` steps
     last about ``min_time`` seconds (timed on the second of two warm-up steps). The engine is planned for a
     run of the paper's length, so it takes the paths a long run takes. Returns the runner and chunk."""
-    engine = make_engine(method, model, X, y, None, float(X.shape[0]), 1.0)
+    engine = make_engine(prepare(model, X, y, space=method))
     engine.plan(PAPER_STEPS)
     for _ in range(2):
         _sync(device)
@@ -199,6 +200,12 @@ def engine_runner(name: str, method: str, model: wf.WideNet, X: torch.Tensor, y:
         next(states)
 
     return Runner(name, run, device), chunk
+
+
+def _auto(model: wf.WideNet, n: int, n_test: int, log_every: int) -> str:
+    """The engine ``wf.train(method="auto")`` takes for a run of the paper's length."""
+    return choose_method("auto", m=model.m, n=n, D=model.D, n_test=n_test, steps=PAPER_STEPS, log_every=log_every,
+                         trains_neurons=model.train_c or model.bias)
 
 
 def train_runner(name: str, model: wf.WideNet, X: torch.Tensor, y: torch.Tensor, device: str,
@@ -226,7 +233,7 @@ def train_runner(name: str, model: wf.WideNet, X: torch.Tensor, y: torch.Tensor,
             wf.train(model, X, y, steps=PAPER_STEPS, log_every=k, method="auto", callbacks=[stamp], progress=False)
         except Enough:
             pass
-        resolved.append(choose_method(model, X.shape[0], 0, PAPER_STEPS, k, "auto"))
+        resolved.append(_auto(model, X.shape[0], 0, k))
         return (stamps[2] - stamps[1]) / k
 
     chunk = max(1, math.ceil(min_time / max(timed(2), 1e-9)))
@@ -285,7 +292,7 @@ def time_case(case: Case, args: argparse.Namespace, bar: Any) -> dict[str, Any]:
     model = case.model(dtype, args.device)
     X, y = case.data(case.n, seed=0)
     X, y = X.to(args.device, dtype), y.to(args.device, dtype)
-    auto = choose_method(model, case.n, args.n_test, PAPER_STEPS, PAPER_LOG_EVERY, "auto")
+    auto = _auto(model, case.n, args.n_test, PAPER_LOG_EVERY)
     square = args.square
     refs = [matmul_runner("matmul_square", square, square, square, dtype, args.device),
             matmul_runner("matmul_kernel_shape", case.m, case.n, case.n, dtype, args.device)]
@@ -344,7 +351,7 @@ def probe_memory(spec: dict[str, Any]) -> dict[str, Any]:
     X, y, Xs, ys = (t.to(device, dtype) for t in (X, y, Xs, ys))
     method = spec["method"]
     if method == "auto":
-        method = choose_method(model, case.n, n_test, PAPER_STEPS, PAPER_LOG_EVERY, "auto")
+        method = _auto(model, case.n, n_test, PAPER_LOG_EVERY)
     gc.collect()
     cuda = device.startswith("cuda")
     if cuda:
@@ -364,9 +371,9 @@ def probe_memory(spec: dict[str, Any]) -> dict[str, Any]:
     elif spec["method"] == "auto":
         test_error = wf.train(model, X, y, steps=2, log_every=1, X_test=Xs, y_test=ys, progress=False).final_test_error
     else:
-        engine = make_engine(method, model, X, y, Xs, float(case.n), 1.0)
-        for state in gradient_descent(engine, steps=2, log_every=1, y_test=ys):
-            test_error = state.test_error
+        engine = make_engine(prepare(model, X, y, Xs, ys, space=method))
+        for snapshot in gradient_descent(engine, steps=2, log_every=1):
+            test_error = snapshot.test()[2][0]
     if cuda:
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - before
@@ -502,7 +509,7 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
 
 def targets(cases: list[dict[str, Any]], scale: dict[str, Any] | None,
             memory: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Issue 6's targets with the measured values and whether each is met."""
+    """The performance targets with the measured values and whether each is met."""
     rows = []
     for c in cases:
         name = c["case"]["name"]
@@ -594,7 +601,7 @@ def print_report(report: dict[str, Any]) -> None:
               f"({lr['setup_s']:.1f} s set-up), {lr['per_step_s'] * 1e3:.3f} ms/step with logging every "
               f"{max(1, lr['steps'] // 100)} steps, train loss {lr['final_train_loss']:.3e}, "
               f"test error {lr['final_test_error']:.3e}")
-    print("\ntargets (issue 6):")
+    print("\ntargets:")
     for t in report["targets"]:
         print(f"  [{'met' if t['met'] else 'MISSED':6}] {t['target']}: measured {t['measured']:.3g}")
     print(f"\nload average before/after: {report['load_before']} / {report['load_after']}")
@@ -610,7 +617,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--n-test", type=int, default=500, help="test-set size of the memory probes (spec §5.1: 500)")
+    p.add_argument("--n-test", type=int, default=500, help="test-set size of the memory probes (Appendix I: 500)")
     p.add_argument("--square", type=int, default=None, help="size of the square matmul reference (default 2048)")
     p.add_argument("--cases", nargs="+", default=None, help="only these case names")
     p.add_argument("--no-memory", action="store_true", help="skip the memory probes")

@@ -8,8 +8,8 @@ guarantees, and whether gradient descent shows it.
 
 The model is the P-3L net (4)-(5) under the paper's scaling. ``wf.check`` tests Assumptions 1-4 and
 Condition 1 on it and on the data, says which of Corollary 1 and Theorems 1-3 applies, and gives the rate
-that is guaranteed explicitly: the PL bound 2ĉ²λ_min(G)K_σ'² of spec §1.8 (σ with |σ'| ≥ K_σ' everywhere,
-hence the default leaky ReLU) or Lemma 1's rate (any σ of Assumption 2, when ĉ is large enough). The
+that is guaranteed explicitly: the PL bound 2ĉ²λ_min(G)K_σ'² (docs/theory.md §5; σ with |σ'| ≥ K_σ'
+everywhere, hence the default leaky ReLU) or Lemma 1's rate (any σ of Assumption 2, when ĉ is large enough). The
 theorems are about the gradient flow (10); GD with a step well inside its stability limit follows it, so the
 script trains by GD up to the time at which the bound promises a loss e³ ≈ 20 times smaller, and compares
 the slowest decay rate −Δlog L/Δt it saw with the guaranteed one. Losses are sums, L = ½ Σ_a (f(x_a) − y_a)²,
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import wideflow as wf
-from wideflow.dynamics import max_stable_step_size
+from wideflow.kernels import max_stable_step_size
 
 
 def demo_data(n: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:

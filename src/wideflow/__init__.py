@@ -7,13 +7,13 @@ Guarantees", ICLR 2022. The public surface is exactly what this module lists in 
 from . import activations, data, embeddings, errors, scalings
 from ._version import __version__
 from .activations import Activation, get_activation, register_activation
-from .dynamics import TrainResult, TrainState, max_stable_step_size, train
+from .training import TrainResult, TrainState, train
 from .errors import TrainingDiverged, WideflowError
 from .interop import from_module, to_module
-from .kernels import gram, limit_gram, tangent_kernel
-from . import diagnostics, flow, ntk, theory  # wideflow.plotting (matplotlib) is imported on demand
+from .kernels import gram, limit_gram, max_stable_step_size, tangent_kernel
+from . import diagnostics, engines, gradflow, ntk, theory, training  # wideflow.plotting (matplotlib) is imported on demand
 from .diagnostics import FeatureTracker, width_sweep
-from .flow import compare_gd_to_flow, gradient_flow
+from .gradflow import compare_gd_to_flow, flow, gradient_flow
 from .ntk import ntk_kernel, ntk_predictor
 from .theory import check, fit_rate, lemma1, pl_bound
 from .model import P3L, PartiallyTrained, Shallow, WideNet, load
@@ -44,6 +44,9 @@ __all__ = [
     "limit_gram",
     "tangent_kernel",
     "diagnostics",
+    "engines",
+    "training",
+    "gradflow",
     "flow",
     "ntk",
     "theory",

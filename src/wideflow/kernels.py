@@ -1,13 +1,13 @@
-"""Gram matrices, their infinite-width limits and tangent kernels (spec §1.5, §1.7, §1.10).
+"""Gram matrices, their infinite-width limits and tangent kernels (eqs. (12), (15), Appendix H; docs/theory.md §3-§4).
 
 - :func:`gram`: the empirical G(x, x') = Φ(x)·Φ(x')/D of eq. (12), unnormalized (G_aa is the variance of
   h_i^0(x_a) under the paper's scaling), formed in column blocks of Φ.
 - :func:`limit_gram`: its D → ∞ limit Ḡ for the random-feature embeddings with N(0, 1) fixed weights,
-  through the layer-by-layer recursion of Appendix H (spec §1.5):
+  through the layer-by-layer recursion of Appendix H (docs/theory.md §4):
   Σ^(1)(x, x') = xᵀx'/d,  Σ^(l+1)(x, x') = E[σ(u)σ(v)], (u, v) ~ N(0, [[Σ^(l)(x,x), Σ^(l)(x,x')], [·, Σ^(l)(x',x')]]).
-- :func:`dual_kernel`: one step of that recursion, E[σ(u)σ(v)] (or E[σ'(u)σ'(v)]) for a Gaussian pair, in
-  closed form for ReLU (arc-cosine of order 1), leaky ReLU, erf (arcsin formula) and linear, and by 2-D
-  Gauss-Hermite quadrature for every other activation, user-registered ones included.
+- :func:`dual_kernel`: one step of that recursion, E[σ(u)σ(v)] (or E[σ'(u)σ'(v)]) for a Gaussian pair, by
+  the closed form the activation declares (ReLU: arc-cosine of order 1; leaky ReLU; erf: arcsin formula;
+  linear) and by 2-D Gauss-Hermite quadrature for every other activation, user-registered ones included.
 - :func:`tangent_kernel`: K_ab = (1/m) Σ_i c_i² σ'(h_i(x_a)) σ'(h_i(x_b)) G_ab, so that one GD step moves the
   training outputs by −(δ/N) K e to first order, in all three scalings.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,9 +24,10 @@ import torch
 from ._tensor import as_tensor, check_shape, resolve_dtype
 from .activations import Activation, get_activation
 from .embeddings import DeepRandomFeatures, Embedding, Identity, RandomFeatures
-from .errors import InvalidArgument, InvalidShape, InvalidType, check_positive_int
+from .errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, check_choice, check_positive_int
+from .model import check_model
 
-__all__ = ["gram", "limit_gram", "expected_gram", "limit_depth", "dual_kernel", "tangent_kernel", "has_closed_form"]
+__all__ = ["gram", "embedding_gram", "limit_gram", "expected_gram", "limit_depth", "dual_kernel", "tangent_kernel", "has_closed_form", "max_stable_step_size"]
 
 # Quadrature points per dimension. For σ smooth on the scale of the variances (tanh, sigmoid, softplus with
 # q ≤ 3) 64 nodes give errors below 1e-6; kinks (a user ReLU-like σ) converge only algebraically (~1e-4).
@@ -37,13 +37,10 @@ _QUAD_CHUNK = 1 << 22
 
 
 def _embedding_and_dtype(model: Any) -> tuple[Embedding, torch.dtype, torch.device]:
-    from .model import WideNet
-
-    if isinstance(model, WideNet):
-        return model.embedding, model.dtype, model.device
     if isinstance(model, Embedding):
         return model, torch.float64, torch.device("cpu")
-    raise InvalidType(f"model must be a WideNet or an Embedding; got {type(model).__name__}.")
+    model = check_model(model)
+    return model.embedding, model.dtype, model.device
 
 
 def gram(model: Any, X: Any, X2: Any = None, *, block: int = 2048) -> torch.Tensor:
@@ -56,9 +53,16 @@ def gram(model: Any, X: Any, X2: Any = None, *, block: int = 2048) -> torch.Tens
     emb, dtype, device = _embedding_and_dtype(model)
     block = check_positive_int("block", block)
     X = as_tensor("X", X, ndim=2, dtype=dtype, device=device, cols=emb.d)
+    X2 = None if X2 is None else as_tensor("X2", X2, ndim=2, dtype=dtype, device=device, cols=emb.d)
+    return embedding_gram(emb, X, X2, block)
+
+
+def embedding_gram(emb: Embedding, X: torch.Tensor, X2: torch.Tensor | None = None, block: int = 2048) -> torch.Tensor:
+    """:func:`gram` for inputs already checked and converted (the training engines call it once per run):
+    Φ(X) Φ(X2)ᵀ / D accumulated over ``block`` columns of Φ at a time, in the dtype and device of ``X``."""
     same = X2 is None
-    X2 = X if same else as_tensor("X2", X2, ndim=2, dtype=dtype, device=device, cols=emb.d)
-    G = torch.zeros(X.shape[0], X2.shape[0], dtype=dtype, device=device)
+    X2 = X if X2 is None else X2
+    G = torch.zeros(X.shape[0], X2.shape[0], dtype=X.dtype, device=X.device)
     if same:
         for P in emb.column_blocks(X, block):
             G.addmm_(P, P.T)
@@ -79,7 +83,7 @@ def limit_gram(
 ) -> torch.Tensor:
     r"""The D → ∞ limit Ḡ(X, X2) of the Gram matrix of a random-feature embedding, shape (n, n2).
 
-    ``depth`` is the number of fixed random layers (spec §1.5, Appendix H): 1 is the P-3L embedding of
+    ``depth`` is the number of fixed random layers (Appendix H): 1 is the P-3L embedding of
     eq. (5), Ḡ^(1)(x, x') = E_z[σ(zᵀx/√d) σ(zᵀx'/√d)], z ~ N(0, I_d); ``depth = L − 2`` matches
     :class:`~wideflow.model.PartiallyTrained` of depth L; 0 is the identity embedding of the shallow net,
     G^(0) = XX2ᵀ/d. Each layer applies :func:`dual_kernel` to the previous covariance (closed forms where they
@@ -123,7 +127,7 @@ def limit_depth(model: Any) -> int | None:
 
 def expected_gram(model: Any, X: Any, X2: Any = None, *, nodes: int = DEFAULT_NODES) -> torch.Tensor:
     """Ḡ for this model's embedding: the expectation of G over its random fixed layers, i.e. the D → ∞
-    limit (:func:`limit_gram` with the embedding's activation and depth, spec §1.10); for a deterministic
+    limit (:func:`limit_gram` with the embedding's activation and depth, docs/theory.md §4); for a deterministic
     embedding (Identity, Quadratic, a user function) it is G itself. In the model's dtype and device."""
     emb, dtype, device = _embedding_and_dtype(model)
     depth = limit_depth(emb)
@@ -147,13 +151,14 @@ def dual_kernel(
 ) -> torch.Tensor:
     r"""E[g(u) g(v)] for (u, v) ~ N(0, [[var1_a, cov_ab], [cov_ab, var2_b]]), elementwise over (a, b).
 
-    g = σ, or σ' with ``derivative=True`` (the factor of the NTK-regime kernel, spec §1.7). ``cov`` has
+    g = σ, or σ' with ``derivative=True`` (the factor of the NTK-regime kernel, docs/theory.md §3). ``cov`` has
     shape (n1, n2) (or any shape broadcastable against ``var1[:, None]``, ``var2[None, :]``; pass equal-shape
     vectors for a diagonal). Correlations are clamped to [−1, 1] and a zero variance makes that variable
-    identically 0. Closed forms: linear, ReLU (arc-cosine of order 1 and its derivative form (π − θ)/(2π)),
-    leaky ReLU (σ = s x + (1 − s) relu(x)), erf ((2/π) arcsin(2c/√((1+2q₁)(1+2q₂))) and
-    (4/π)/√((1+2q₁)(1+2q₂) − 4c²)); every other σ (or a user function registered under one of those names)
-    uses ``nodes``-point 2-D Gauss-Hermite quadrature in the variables u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y).
+    identically 0. An activation that declares the closed form (:attr:`~wideflow.activations.Activation.dual`,
+    ``dual_deriv``) is evaluated by it: linear, ReLU (arc-cosine of order 1 and its derivative form
+    (π − θ)/(2π)), leaky ReLU (σ = s x + (1 − s) relu(x)), erf ((2/π) arcsin(2c/√((1+2q₁)(1+2q₂))) and
+    (4/π)/√((1+2q₁)(1+2q₂) − 4c²)), and user activations registered with one; every other σ uses
+    ``nodes``-point 2-D Gauss-Hermite quadrature in the variables u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y).
     ``symmetric=True`` (a square ``cov`` with var1 = var2) evaluates the upper triangle only.
     """
     act = get_activation(activation)
@@ -177,9 +182,9 @@ def dual_kernel(
     if bool((var1 < 0).any()) or bool((var2 < 0).any()):
         raise InvalidArgument("var1 and var2 must be variances (>= 0); got a negative entry.")
     q1, q2 = q1.clamp_min(0), q2.clamp_min(0)
-    closed = _closed_form(act, derivative)
+    closed = act.dual_deriv if derivative else act.dual
     if closed is not None:
-        return closed(q1, q2, cov, act)
+        return closed(q1, cov, q2)
     if symmetric and cov.ndim == 2 and cov.shape[0] == cov.shape[1]:
         rows, cols = torch.triu_indices(cov.shape[0], cov.shape[1], device=cov.device)
         upper = _quadrature(act, derivative, q1[rows, cols], q2[rows, cols], cov[rows, cols], nodes)
@@ -192,12 +197,14 @@ def dual_kernel(
 
 
 def has_closed_form(activation: str | Activation, derivative: bool = False) -> bool:
-    """Whether :func:`dual_kernel` uses a closed form (not quadrature) for this activation."""
-    return _closed_form(get_activation(activation), derivative) is not None
+    """Whether :func:`dual_kernel` uses a closed form (not quadrature) for this activation: whether it declares
+    :attr:`~wideflow.activations.Activation.dual` (or ``dual_deriv`` with ``derivative=True``)."""
+    act = get_activation(activation)
+    return (act.dual_deriv if derivative else act.dual) is not None
 
 
 def tangent_kernel(H: torch.Tensor, c: torch.Tensor, activation: str | Activation, G: torch.Tensor) -> torch.Tensor:
-    """K_ab = (1/m) Σ_i c_i² σ'(H_ia) σ'(H_ib) G_ab for features H of shape (m, n) (spec §1.7).
+    """K_ab = (1/m) Σ_i c_i² σ'(H_ia) σ'(H_ib) G_ab for features H of shape (m, n) (docs/theory.md §3).
 
     This is the tangent kernel of the trained layer in GD-step units: e ← e − (δ/N) K e to first order,
     for every scaling (the learning-rate factor of Table 1 absorbs the output multiplier).
@@ -211,77 +218,6 @@ def tangent_kernel(H: torch.Tensor, c: torch.Tensor, activation: str | Activatio
     check_shape("G", G, (n, n), "(n, n)", f" to match H of shape (m, n) = {(m, n)}")
     S = act.deriv(H) * c[:, None]
     return (S.T @ S) * G / m
-
-
-# ------------------------------------------------------------------------------------------ closed forms
-ClosedForm = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Activation], torch.Tensor]
-
-
-def _angle(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(√(q₁q₂), θ = arccos ρ with ρ clamped to [−1, 1] and 0 where a variance vanishes, both-positive mask)."""
-    outer = torch.sqrt(q1 * q2)
-    positive = outer > 0
-    rho = torch.where(positive, c / outer.clamp_min(torch.finfo(outer.dtype).tiny), torch.zeros_like(c))
-    return outer, torch.arccos(rho.clamp(-1.0, 1.0)), positive
-
-
-def _relu_fn(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    outer, theta, _ = _angle(q1, q2, c)
-    return outer * (torch.sin(theta) + (math.pi - theta) * torch.cos(theta)) / (2 * math.pi)
-
-
-def _relu_both_positive(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """P(u > 0, v > 0) = (π − θ)/(2π); 0 if a variance vanishes (σ'(0) = 0 by the paper's convention)."""
-    _, theta, positive = _angle(q1, q2, c)
-    return torch.where(positive, (math.pi - theta) / (2 * math.pi), torch.zeros_like(theta))
-
-
-def _leaky_fn(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor, act: Activation) -> torch.Tensor:
-    # σ = s·x + (1−s)·relu(x); E[u relu(v)] = c/2 by the symmetry (u, v) → (−u, −v), so E[σσ] = s c + (1−s)² k_relu.
-    s = act.params["slope"]
-    return s * c + (1 - s) ** 2 * _relu_fn(q1, q2, c)
-
-
-def _leaky_deriv(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor, act: Activation) -> torch.Tensor:
-    # σ' = s + (1−s)·1{x > 0}; P(u > 0) = ½ if var > 0, else 0 (u ≡ 0).
-    s = act.params["slope"]
-    p1, p2 = 0.5 * (q1 > 0).to(q1.dtype), 0.5 * (q2 > 0).to(q2.dtype)
-    return s * s + s * (1 - s) * (p1 + p2) + (1 - s) ** 2 * _relu_both_positive(q1, q2, c)
-
-
-def _erf_fn(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    arg = 2 * c / torch.sqrt((1 + 2 * q1) * (1 + 2 * q2))
-    return (2 / math.pi) * torch.arcsin(arg.clamp(-1.0, 1.0))
-
-
-def _erf_deriv(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    # σ' = (2/√π) e^{−x²}: E[e^{−u²−v²}] = det(I + 2Σ)^{−1/2}; the determinant is ≥ 1 for a valid Σ.
-    det = ((1 + 2 * q1) * (1 + 2 * q2) - 4 * c * c).clamp_min(1.0)
-    return (4 / math.pi) / torch.sqrt(det)
-
-
-# name -> (reference σ for the identity check, E[σσ], E[σ'σ'])
-_CLOSED: dict[str, tuple[Callable[[torch.Tensor, Activation], torch.Tensor], ClosedForm, ClosedForm]] = {
-    "linear": (lambda x, a: x, lambda q1, q2, c, a: c.clone(), lambda q1, q2, c, a: torch.ones_like(c)),
-    "relu": (lambda x, a: torch.relu(x), lambda q1, q2, c, a: _relu_fn(q1, q2, c),
-             lambda q1, q2, c, a: _relu_both_positive(q1, q2, c)),
-    "leaky_relu": (lambda x, a: torch.where(x > 0, x, a.params["slope"] * x), _leaky_fn, _leaky_deriv),
-    "erf": (lambda x, a: torch.erf(x), lambda q1, q2, c, a: _erf_fn(q1, q2, c),
-            lambda q1, q2, c, a: _erf_deriv(q1, q2, c)),
-}
-_PROBE = torch.linspace(-3.0, 3.0, 13, dtype=torch.float64) + 0.0371
-
-
-def _closed_form(act: Activation, derivative: bool) -> Callable[..., torch.Tensor] | None:
-    """The closed form for ``act`` if its name has one *and* its σ is that function (a user activation
-    registered under a built-in name falls back to quadrature)."""
-    entry = _CLOSED.get(act.name)
-    if entry is None:
-        return None
-    reference, fn, deriv = entry
-    if not torch.allclose(act.fn(_PROBE), reference(_PROBE, act), rtol=1e-12, atol=1e-12):
-        return None
-    return deriv if derivative else fn
 
 
 # ------------------------------------------------------------------------------------------ quadrature
@@ -311,3 +247,38 @@ def _quadrature(act: Activation, derivative: bool, q1: torch.Tensor, q2: torch.T
         inner = g(v) @ w  # (p, Q): E_y[g(v) | x]
         out[sl] = (gu * inner) @ w
     return out
+
+
+def max_stable_step_size(model: Any, X: Any, reduction: str = "mean") -> float:
+    r"""δ_max = 2N/λ_max(K_0): the largest step size for which GD linearized at initialization is stable.
+
+    To first order one GD step moves the training residual by e ← e − (δ/N) K_0 e (eq. (13), docs/theory.md
+    §3), so the linearized dynamics converge iff δ·λ_max(K_0)/N < 2 (neural-tangents' ``max_learning_rate``
+    does the same). K_0 is the tangent kernel of every trained parameter at initialization, in GD-step units:
+
+    - W (always): K_ab = (1/m) Σ_i c_i² σ'(h_ia) σ'(h_ib) G_ab, :func:`tangent_kernel`;
+    - c (``train_c``): s_o²·(lr factor of c)·Σ_i σ(h_ia) σ(h_ib);
+    - b (``bias``): s_o²·(lr factor of b)·Σ_i c_i² σ'(h_ia) σ'(h_ib).
+
+    Returns ``inf`` when K_0 = 0 (e.g. every ReLU neuron inactive on the data).
+    """
+    model = check_model(model)
+    reduction = check_choice("reduction", reduction, ("mean", "sum"))
+    Xt = model.input(X)
+    N = float(Xt.shape[0]) if reduction == "mean" else 1.0
+    H = model.features(Xt).T  # (m, n)
+    K = tangent_kernel(H, model.c, model.activation, gram(model, Xt))
+    neuron = model.s_o**2 * model.scaling.neuron_lr_factor(model.m)
+    if model.train_c:
+        S = model.activation(H)
+        K = K + neuron * (S.T @ S)
+    if model.bias:
+        S = model.activation.deriv(H) * model.c[:, None]
+        K = K + neuron * (S.T @ S)
+    if not bool(torch.isfinite(K).all()):
+        raise NonFiniteInput(
+            "the tangent kernel K_0 has NaN or Inf entries: the embedding Φ(X) or the features h(X) of this model "
+            "are not finite on X."
+        )
+    lam = float(torch.linalg.eigvalsh(K.double())[-1])
+    return 2 * N / lam if lam > 0 else math.inf

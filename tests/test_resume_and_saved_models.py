@@ -1,4 +1,4 @@
-"""Checkpoints, exact resume and saved models (issue 7).
+"""Checkpoints, exact resume and saved models.
 
 - A training subprocess is SIGKILLed mid-run (once between two checkpoints, once in the middle of writing a
   checkpoint); a new process resumes from the checkpoint and must end bit-identical (history and final W)
@@ -140,6 +140,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, d
     return tmp, {"step": at_kill, "tmp": leftovers}, results
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("method,kill_at,in_save", SCENARIOS)
 def test_sigkill_then_resume_is_bit_identical(interrupted: tuple, method: str, kill_at: int | None,
                                                in_save: int | None) -> None:
@@ -259,6 +260,7 @@ def test_load_gives_identical_predictions(tmp_path: Path, trained: tuple) -> Non
         assert (back.b is None) == (model.b is None) and (back.b is None or torch.equal(back.b, model.b)), name
 
 
+@pytest.mark.integration
 def test_load_in_a_fresh_process(tmp_path: Path, trained: tuple) -> None:
     """Only the file travels: a new interpreter rebuilds every model with bit-identical predictions."""
     X, models = trained

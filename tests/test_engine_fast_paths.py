@@ -1,9 +1,9 @@
-"""Issue 6: the engines' fast paths stay exact, allocate nothing per step, evaluate the test set only at logging
+"""The engines' fast paths stay exact, allocate nothing per step, evaluate the test set only at logging
 steps, keep the kernel engine's memory independent of D, and "auto" picks the cheaper engine.
 
 No assertion here depends on timing: the speed itself is measured by benchmarks/bench_engines.py.
 Exactness is checked against `conftest.autograd_gd` in float64, where a few hundred steps accumulate relative
-rounding of order 1e-14 (tests/test_core.py measured at most 5e-14), so 1e-10 leaves four orders of margin.
+rounding of order 1e-14 (tests/test_training_exact.py measured at most 5e-14), so 1e-10 leaves four orders of margin.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import math
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from conftest import autograd_gd
 
 import wideflow as wf
-from wideflow.dynamics import KernelEngine, WeightsEngine, choose_method, engine_costs, gradient_descent, make_engine
+from wideflow.engines import KernelEngine, WeightsEngine, choose_method, engine_costs, make_engine, prepare
+from wideflow.training import gradient_descent
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_engines.py"
 D_IN = 6
@@ -33,6 +33,11 @@ def _bench():
     sys.modules["bench_engines"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def _engine(method: str, model, X, y, X_test=None, y_test=None):
+    """The engine of ``method`` for one run with the mean loss and step size 1."""
+    return make_engine(prepare(model, X, y, X_test, y_test, space=method))
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +62,20 @@ def test_fast_paths_match_autograd(method: str, scaling: str, activation: str, d
     assert torch.allclose(torch.tensor(result.history["train_loss"].to_numpy()), ref, rtol=1e-10, atol=0)
 
 
-def test_relu_fast_path_is_bitwise_the_generic_path(data) -> None:
+def test_relu_fast_path_is_bitwise_the_generic_path(data, monkeypatch) -> None:
     """A ReLU registered under another name takes the generic path (σ and σ' called as functions); both paths
     compute the same numbers in the same order, so the trajectories agree bit for bit."""
     X, y = data
+    # registered in a copy of the registry, restored after the test (other tests list the registered names)
+    monkeypatch.setattr(wf.activations, "_FACTORIES", dict(wf.activations._FACTORIES))
     name = "relu_generic_path_test"
     if name not in wf.activations.available_activations():
         wf.register_activation(name, lambda x: torch.relu(x.clone()), lambda x: (x > 0).to(x.dtype),
                                lipschitz=1.0, interval=(0.0, math.inf), k_sigma=1.0)
     fast, generic = wf.P3L(D_IN, 32, D=48, seed=2), wf.P3L(D_IN, 32, D=48, seed=2, activation=name)
     for method in ("weights", "kernel"):
-        a = make_engine(method, fast, X, y, None, 24.0, 1.0)
-        b = make_engine(method, generic, X, y, None, 24.0, 1.0)
-        assert a._relu and not b._relu
+        a, b = _engine(method, fast, X, y), _engine(method, generic, X, y)
+        assert a.act.step_derivative and not b.act.step_derivative
         for _ in range(20):
             (fa, ea), (fb, eb) = a.residual(), b.residual()
             assert torch.equal(fa, fb)
@@ -83,12 +89,12 @@ def test_residual_is_the_readout(data) -> None:
     X, y = data
     for scaling in ("ours", "ntk"):
         model = wf.P3L(D_IN, 32, D=48, scaling=scaling)
-        engine = make_engine("kernel", model, X, y, None, 24.0, 1.0)
+        engine = _engine("kernel", model, X, y)
         f, e = engine.residual()
-        assert torch.allclose(f, model(X), rtol=1e-13, atol=1e-15)
-        assert torch.equal(e, f - y)
+        assert torch.allclose(f[0], model(X), rtol=1e-13, atol=1e-15)
+        assert torch.equal(e[0], f[0] - y)
         if scaling == "ntk":
-            assert torch.equal(f, torch.zeros_like(f))  # f_0 = 0 exactly (spec §4)
+            assert torch.equal(f, torch.zeros_like(f))  # f_0 = 0 exactly (Table 1)
 
 
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
@@ -99,22 +105,22 @@ def test_padding_columns_change_nothing(activation: str) -> None:
     model = wf.P3L(D_IN, 32, D=48, activation=activation)
     W_ref, losses = autograd_gd(model, X, y, 100, step_size=1.0)
     for method in ("weights", "kernel"):
-        engine = make_engine(method, model, X, y, None, 21.0, 1.0)
-        assert engine.n_pad == 24 and engine.H.shape == (32, 21)
+        engine = _engine(method, model, X, y)
+        assert engine.n_pad == 24 and engine.H.shape == (1, 32, 21)
         states = list(gradient_descent(engine, steps=100, log_every=100))
-        assert states[-1].train_loss == pytest.approx(losses[-1], rel=1e-10)
-        assert torch.equal(engine._H[:, 21:], torch.zeros(32, 3, dtype=torch.float64))
-        assert torch.equal(engine._e[21:], torch.zeros(3, dtype=torch.float64))
+        assert states[-1].losses[0] == pytest.approx(losses[-1], rel=1e-10)
+        assert torch.equal(engine._H[:, :, 21:], torch.zeros(1, 32, 3, dtype=torch.float64))
+        assert torch.equal(engine._e[:, 21:], torch.zeros(1, 3, dtype=torch.float64))
         if method == "kernel":
-            assert torch.equal(engine._B[:, 21:], torch.zeros(32, 3, dtype=torch.float64))
-        W = engine.finish().W
+            assert torch.equal(engine._B[:, :, 21:], torch.zeros(1, 32, 3, dtype=torch.float64))
+        W = engine.finish()[0].W
         assert float((W - W_ref).norm() / (W_ref - model.W).norm()) <= 1e-10
 
 
 @pytest.mark.parametrize("train_c,bias", [(True, False), (False, True)])
 def test_padding_with_trained_c_or_bias(train_c: bool, bias: bool) -> None:
     """With biases the padding columns of H hold b and σ(b) ≠ 0: the padded residual must still be zero there,
-    or the gradients of b and c would pick up phantom points. Checked against autograd (as in test_core)."""
+    or the gradients of b and c would pick up phantom points. Checked against autograd (as in test_training_exact)."""
     X, y = wf.data.axis_xor(21, D_IN, seed=5)
     model = wf.P3L(D_IN, 32, D=48, train_c=train_c, bias=bias)
     Phi = model.embed(X)
@@ -140,40 +146,41 @@ def test_fused_relu_step_matches_autograd(data) -> None:
     for scaling in ("ours", "ntk"):
         model = wf.P3L(D_IN, 32, D=48, scaling=scaling)
         W_ref, losses = autograd_gd(model, X, y, 100, step_size=1.0)
-        engine = make_engine("kernel", model, X, y, None, 24.0, 1.0)
+        engine = _engine("kernel", model, X, y)
         engine.plan(10**12)
         assert engine.fused
         states = list(gradient_descent(engine, steps=100, log_every=50))
         if scaling == "ntk":
-            assert states[0].train_loss == 0.5 * float((y**2).mean())
-        got = torch.tensor([s.train_loss for s in states], dtype=torch.float64)
+            assert states[0].losses[0] == 0.5 * float((y**2).mean())
+        got = torch.tensor([s.losses[0] for s in states], dtype=torch.float64)
         ref = torch.tensor([losses[k] for k in (0, 50, 100)], dtype=torch.float64)
         assert torch.allclose(got, ref, rtol=1e-10, atol=0)
-        W = engine.finish().W
+        W = engine.finish()[0].W
         assert float((W - W_ref).norm() / (W_ref - model.W).norm()) <= 1e-10
 
 
 def test_short_runs_are_not_fused(data) -> None:
     """Compiling costs seconds: a run whose element work steps·m·n is small stays unfused."""
     X, y = data
-    engine = make_engine("kernel", wf.P3L(D_IN, 32, D=48), X, y, None, 24.0, 1.0)
+    engine = _engine("kernel", wf.P3L(D_IN, 32, D=48), X, y)
     for _ in gradient_descent(engine, steps=10, log_every=10):
         pass
     assert not engine.fused
 
 
 def test_kernel_state_gives_the_weights(data) -> None:
-    """W_t = W_0 + B_t Φ (spec §8): the kernel engine's test features at the end equal those of its trained W."""
+    """W_t = W_0 + B_t Φ (docs/theory.md §8): the kernel engine's test features at the end equal those of its
+    trained W."""
     X, y = data
     Xs, ys = wf.data.axis_xor(10, D_IN, seed=4)
     model = wf.P3L(D_IN, 32, D=48)
-    engine = make_engine("kernel", model, X, y, Xs, 24.0, 1.0)
-    for _ in gradient_descent(engine, steps=100, log_every=100, y_test=ys):
+    engine = _engine("kernel", model, X, y, Xs, ys)
+    for _ in gradient_descent(engine, steps=100, log_every=100):
         pass
-    trained = engine.finish()
+    (trained,) = engine.finish()
     assert trained._W is None  # W_t is formed only when asked for, and W_0 was not copied
-    assert torch.allclose(engine.test_features(), trained.features(Xs).T, rtol=1e-10, atol=1e-12)
-    assert torch.allclose(engine.H, trained.features(X).T, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(engine.test_features()[0], trained.features(Xs).T, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(engine.H[0], trained.features(X).T, rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------- allocations
@@ -185,7 +192,7 @@ def test_steady_state_allocates_nothing_of_size_mn(method: str, scaling: str, da
 
     X, y = data
     model = wf.P3L(D_IN, 64, D=48, scaling=scaling)
-    engine = make_engine(method, model, X, y, None, 24.0, 1.0)
+    engine = _engine(method, model, X, y)
     for _ in range(2):
         _, e = engine.residual()
         engine.step(e)
@@ -237,9 +244,10 @@ class _CountingFeatures(wf.embeddings.RandomFeatures):
 
 def _engine_bytes(engine) -> int:
     """Bytes of the tensor storages the engine holds itself (views counted once; its inputs excluded)."""
-    inputs = {t.untyped_storage().data_ptr() for t in (engine.X, engine.X_test, engine.y) if t is not None}
-    storages = {v.untyped_storage().data_ptr(): v.untyped_storage().nbytes() for v in vars(engine).values()
-                if isinstance(v, torch.Tensor)}
+    p = engine.problem
+    inputs = {t.untyped_storage().data_ptr() for t in (p.X[0], p.X_test[0], p.y, p.y_test) if t is not None}
+    storages = {v.untyped_storage().data_ptr(): v.untyped_storage().nbytes()
+                for v in [*vars(engine).values(), *vars(p).values()] if isinstance(v, torch.Tensor)}
     return sum(size for ptr, size in storages.items() if ptr not in inputs)
 
 
@@ -251,7 +259,7 @@ def test_kernel_engine_memory_does_not_grow_with_D(data) -> None:
     for D in (64, 3 * KernelEngine.block + 5):
         _CountingFeatures.widest = 0
         model = wf.WideNet(_CountingFeatures(D_IN, D, seed=0), 16)
-        engine = make_engine("kernel", model, X, y, Xs, 24.0, 1.0)
+        engine = _engine("kernel", model, X, y, Xs, wf.data.axis_xor(10, D_IN, seed=4)[1])
         _, e = engine.residual()
         engine.step(e)
         engine.test_features()
@@ -259,8 +267,9 @@ def test_kernel_engine_memory_does_not_grow_with_D(data) -> None:
         sizes.append(_engine_bytes(engine))
     assert sizes[0] == sizes[1]
     m, n, n_test = 16, 24, 10
-    # H, B and the buffers σ(H), c ⊙ σ'(H); H_test,0; G, its e-scaled copy and G(X, X_test); f, e; c
-    assert sizes[0] == 8 * (4 * m * n + m * n_test + 2 * n * n + n * n_test + 2 * n + m)
+    # H, B and the buffers σ(H), c ⊙ σ'(H); H_test,0; G, its e-scaled copy and G(X, X_test); f, e; c; and the
+    # run's constants s_o, N, coef_B, coef_H (one number each)
+    assert sizes[0] == 8 * (4 * m * n + m * n_test + 2 * n * n + n * n_test + 2 * n + m + 4)
 
 
 def _probe(bench, method: str, D: int) -> int:
@@ -271,6 +280,7 @@ def _probe(bench, method: str, D: int) -> int:
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the peak RSS")
 def test_measured_peak_memory_of_kernel_engine_is_independent_of_D() -> None:
     """Peak resident memory above model and data, each in a fresh process (the benchmark's probe).
@@ -290,22 +300,24 @@ def test_measured_peak_memory_of_kernel_engine_is_independent_of_D() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- auto
-def _stub(m: int, D: int, train_c: bool = False, bias: bool = False) -> SimpleNamespace:
-    return SimpleNamespace(m=m, D=D, train_c=train_c, bias=bias)
+def _choose(m: int, D: int, n: int, n_test: int, steps: int, log_every: int, method: str = "auto",
+            trains_neurons: bool = False) -> str:
+    return choose_method(method, m=m, n=n, D=D, n_test=n_test, steps=steps, log_every=log_every,
+                         trains_neurons=trains_neurons)
 
 
 @pytest.mark.parametrize("n,m,D,expected", [
     (200, 1024, 1024, "kernel"), (1000, 4096, 4096, "kernel"), (500, 8192, 8192, "kernel"), (160, 8192, 20, "weights"),
 ])
 def test_auto_at_the_benchmarked_shapes(n: int, m: int, D: int, expected: str) -> None:
-    assert choose_method(_stub(m, D), n, 500, 50000, 100) == expected
+    assert _choose(m, D, n, 500, 50000, 100) == expected
 
 
 def test_auto_switches_at_half_n_for_long_runs() -> None:
     """Per step the kernel engine costs 2 m n² and the weights engine 4 m n D: for a long run the choice
     flips once, at D = n/2, and the set-up costs move it by less than one unit of D."""
     n, m = 400, 2048
-    choices = [choose_method(_stub(m, D), n, 0, 100000, 100) for D in range(1, 2 * n)]
+    choices = [_choose(m, D, n, 0, 100000, 100) for D in range(1, 2 * n)]
     flip = choices.index("kernel")
     assert set(choices[:flip]) == {"weights"} and set(choices[flip:]) == {"kernel"}
     assert abs(flip + 1 - n / 2) <= 1
@@ -316,16 +328,16 @@ def test_auto_counts_set_up_for_short_runs() -> None:
     stays in weight space, a long one repays it (2 m n² < 4 m n D per step)."""
     short, long = engine_costs(64, 200, 10**5, 0, 1, 1), engine_costs(64, 200, 10**5, 0, 10**4, 100)
     assert short["weights"] < short["kernel"] and long["kernel"] < long["weights"]
-    assert choose_method(_stub(64, 10**5), 200, 0, 1, 1) == "weights"
-    assert choose_method(_stub(64, 10**5), 200, 0, 10**4, 100) == "kernel"
+    assert _choose(64, 10**5, 200, 0, 1, 1) == "weights"
+    assert _choose(64, 10**5, 200, 0, 10**4, 100) == "kernel"
 
 
 def test_auto_falls_back_when_kernel_engine_cannot_run() -> None:
-    assert choose_method(_stub(1024, 4096, train_c=True), 100, 0, 1000, 10) == "weights"
-    assert choose_method(_stub(1024, 4096, bias=True), 100, 0, 1000, 10) == "weights"
-    assert choose_method(_stub(1024, 4096), 100, 0, 1000, 10, "weights") == "weights"
+    assert _choose(1024, 4096, 100, 0, 1000, 10, trains_neurons=True) == "weights"
+    assert _choose(1024, 4096, 100, 0, 1000, 10, "auto", True) == "weights"
+    assert _choose(1024, 4096, 100, 0, 1000, 10, "weights") == "weights"
     with pytest.raises(ValueError, match="method"):
-        choose_method(_stub(1024, 4096), 100, 0, 1000, 10, "fast")
+        _choose(1024, 4096, 100, 0, 1000, 10, "fast")
 
 
 # ---------------------------------------------------------------------------------------------- benchmark

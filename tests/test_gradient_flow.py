@@ -10,7 +10,7 @@ import torch
 
 import wideflow as wf
 from wideflow.errors import InvalidArgument
-from wideflow.flow import compare_gd_to_flow, flow, gradient_flow
+from wideflow.gradflow import compare_gd_to_flow, flow, gradient_flow
 from wideflow.ntk import gradient_descent_mse, ntk_predictor
 from wideflow.theory import fit_power, fit_rate, pl_bound
 
@@ -35,7 +35,7 @@ def test_flow_state_model_and_test_outputs_agree() -> None:
     model = wf.P3L(5, 64, D=32, activation="softplus", scaling="mf")
     res = gradient_flow(model, X, y, t=3.0, points=7, X_test=Xt, y_test=yt, reduction="sum")
     assert list(res.history.columns) == ["time", "train_loss", "rate", "nfe", "test_error"]
-    assert res.history["train_loss"].is_monotonic_decreasing  # GF decreases L (spec §1.7: G ⪰ 0)
+    assert res.history["train_loss"].is_monotonic_decreasing  # GF decreases L (eq. (14): G ⪰ 0)
     # the returned model carries W_t = W_0 + B_t Φ: its own forward pass reproduces the flow's outputs
     # (1e-12: the same float64 sums in another order)
     assert torch.allclose(res.model(X), res.final_state.f, atol=1e-12)
@@ -47,7 +47,8 @@ def test_flow_state_model_and_test_outputs_agree() -> None:
 
 
 def test_leaky_relu_flow_beats_the_pl_bound() -> None:
-    # Spec §1.8: with |σ'| >= K_σ' everywhere and reduction "sum", L_t <= L_0 exp(−2ĉ²λ_min(G)K_σ'² t). Both the
+    # PL bound (docs/theory.md §5): with |σ'| >= K_σ' everywhere and reduction "sum",
+    # L_t <= L_0 exp(−2ĉ²λ_min(G)K_σ'² t). Both the
     # instantaneous rate −d log L/dt (eq. (14) at each state) and the fitted rate must be at least the bound.
     X, y = wf.data.random_labels(6, 40, seed=0)
     model = wf.Shallow(40, 64, activation=wf.get_activation("leaky_relu", slope=0.5))

@@ -1,4 +1,4 @@
-"""Issue 2: the models, the three scalings and both GD engines against the equations.
+"""The models, the three scalings and both GD engines against the equations.
 
 The reference for every engine is `conftest.autograd_gd`, a plain autograd loop written from eqs. (2)-(3),
 (6), (9) and Table 1. In float64 a few hundred steps accumulate rounding of order 1e-14 relative (measured:
@@ -125,7 +125,7 @@ def test_p3l_is_partially_trained_with_depth_3() -> None:
 
 
 def test_quadratic_embedding_features() -> None:
-    """h_i(x) = xᵀW_i x / d with W_i the d×d reshaped row (spec §1.10)."""
+    """h_i(x) = xᵀW_i x / d with W_i the d×d reshaped row (docs/theory.md §4)."""
     X, _ = wf.data.random_labels(4, 3)
     model = wf.WideNet(wf.embeddings.Quadratic(3), 8)
     W = model.W.reshape(8, 3, 3)
@@ -134,7 +134,7 @@ def test_quadratic_embedding_features() -> None:
 
 
 def test_xavier_equivalence_appendix_b() -> None:
-    """Appendix B (spec §3.1): a Xavier 3-layer ReLU net with z = √m θ1, W = √(2m) θ2, c = √m θ3 is
+    """Appendix B (docs/theory.md §7): a Xavier 3-layer ReLU net with z = √m θ1, W = √(2m) θ2, c = √m θ3 is
     √(d/2) times the P-3L net with D = m, and GD on θ2 with step δ is GD on W with factor 2m, i.e.
     wideflow's step size 2δ (its factor is m). Checked to float64 rounding (1e-10 relative)."""
     d, m, n, delta, steps = 6, 64, 20, 0.05, 50
@@ -193,10 +193,10 @@ def test_kernel_engine_materializes_w_lazily(data) -> None:
 
 
 def test_auto_chooses_by_operation_count() -> None:
-    from wideflow.dynamics import choose_method
+    from wideflow.engines import choose_method
 
-    assert choose_method(wf.P3L(20, 4096), n=1000, n_test=0, steps=100, log_every=10) == "kernel"
-    assert choose_method(wf.Shallow(20, 8192), n=160, n_test=0, steps=100, log_every=10) == "weights"
+    assert choose_method("auto", m=4096, D=4096, n=1000, n_test=0, steps=100, log_every=10) == "kernel"
+    assert choose_method("auto", m=8192, D=20, n=160, n_test=0, steps=100, log_every=10) == "weights"
 
 
 def test_test_error_and_history_columns(data) -> None:

@@ -1,22 +1,23 @@
-r"""Gradient flow (10)-(11), integrated with an adaptive error-controlled ODE solver (spec §1.6-1.7, §8).
+r"""Gradient flow (10)-(11), integrated with an adaptive error-controlled ODE solver (docs/theory.md §2, §8).
 
 GD with step δ is the explicit Euler scheme of the gradient flow dW/dt = −(lr factor)·∇_W L, one step per
-time δ. The flow lives in the same kernel-space state as the kernel engine of :mod:`wideflow.dynamics`
-(spec §8): W_t = W_0 + B_t Φ and H_t = H_0 + s_h D B_t G. With Z = s_h D B (the units of H) the flow is
+time δ. The flow lives in the kernel-space state of :class:`~wideflow.engines.KernelEngine`:
+W_t = W_0 + B_t Φ and H_t = H_0 + s_h D B_t G. With Z = s_h D B (the units of H) the flow is
 
     dZ/dt = −(γ/N) A(H),  H = H_0 + Z G,  A = (c eᵀ) ⊙ σ'(H),  e = s_o σ(H)ᵀc − y,
 
 which is eq. (11) on the training set (γ = 1, or 1/√m for NTK), with test features H_test = H_test,0 + Z G(X,
-X_test). The constants G, G_test, H_0, the coefficient −γ/N and the final W are those of
-:class:`~wideflow.dynamics.KernelEngine` at δ = 1. The integrator is torchdiffeq's adaptive Runge-Kutta
-(``dopri5`` by default: Dormand-Prince 5(4) with rtol/atol error control), on any device.
+X_test). The field is the engine's own (:meth:`~wideflow.engines.KernelEngine.velocity`: the same readout,
+residual and slope as a GD step) on the problem that :func:`wideflow.engines.prepare` builds. The integrator is
+torchdiffeq's adaptive Runge-Kutta (``dopri5`` by default: Dormand-Prince 5(4) with rtol/atol error control),
+on any device.
 
-Cost: smooth σ (tanh, softplus, smoothed leaky ReLU) take a few dozen right-hand-side evaluations per unit
-of the kernel's time scale. Kinked σ (ReLU, leaky ReLU) make the field non-differentiable where a feature
-h_i(x_a) crosses the kink, and every crossing costs the error control a few rejected steps: expect thousands
-of evaluations per unit time at rtol = 1e-6 for m·n in the thousands, and loosen rtol (1e-4) for long runs.
+Smooth σ (tanh, softplus, smoothed leaky ReLU) take a few dozen right-hand-side evaluations per unit of the
+kernel's time scale. Kinked σ (ReLU, leaky ReLU) make the field non-differentiable where a feature h_i(x_a)
+crosses the kink, and every crossing costs the error control a few rejected steps: loosen rtol (1e-4) for
+long runs with them.
 
-:func:`flow` is a generator of :class:`~wideflow.dynamics.TrainState` at the requested times (the caller
+:func:`flow` is a generator of :class:`~wideflow.training.TrainState` at the requested times (the caller
 decides what to log and when to stop); :func:`gradient_flow` collects a history table like
 :func:`wideflow.train`; :func:`compare_gd_to_flow` measures how GD with step δ approaches the flow as δ → 0.
 """
@@ -34,18 +35,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._tensor import as_tensor
-from .dynamics import REDUCTIONS, KernelEngine, TrainState, make_engine, train
-from .errors import (
-    InvalidArgument,
-    KernelEngineUnavailable,
-    check_choice,
-    check_positive_float,
-    check_positive_int,
-)
-from .model import WideNet
+from .engines import KernelEngine, prepare
+from .errors import InvalidArgument, KernelEngineUnavailable, check_choice, check_positive_float, check_positive_int
+from .model import WideNet, check_model
+from .training import TrainState, train
+from .training.loop import Snapshot
 
-__all__ = ["flow", "gradient_flow", "FlowResult", "compare_gd_to_flow", "SOLVERS"]
+__all__ = ["flow", "gradient_flow", "FlowResult", "GradientFlow", "compare_gd_to_flow", "SOLVERS"]
 
 # torchdiffeq's adaptive (error-controlled) Runge-Kutta methods.
 SOLVERS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
@@ -66,14 +62,12 @@ class FlowResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-class _Flow:
-    """The flow's state Z (m × n) on the kernel engine's constants, advanced by torchdiffeq."""
+class GradientFlow:
+    """The flow's state Z (1, m, n) on a kernel engine prepared with δ = 1, advanced by torchdiffeq."""
 
-    def __init__(self, model: WideNet, X: Any, y: Any, X_test: Any, y_test: Any, reduction: str, rtol: float,
-                 atol: float, solver: str) -> None:
-        if not isinstance(model, WideNet):
-            raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
-        reduction = check_choice("reduction", reduction, REDUCTIONS)
+    def __init__(self, model: WideNet, X: Any, y: Any, *, X_test: Any = None, y_test: Any = None,
+                 reduction: str = "mean", rtol: float = 1e-6, atol: float = 1e-9, solver: str = "dopri5") -> None:
+        check_model(model)
         self.rtol = check_positive_float("rtol", rtol)
         self.atol = check_positive_float("atol", atol)
         self.solver = check_choice("solver", solver, SOLVERS)
@@ -82,41 +76,25 @@ class _Flow:
                 f"rtol={rtol} is below what float32 can resolve (eps ≈ 1.2e-7 per step); use rtol >= 1e-5 "
                 "for a float32 model, or convert it with model.to(dtype=torch.float64)."
             )
-        Xt = model._input(X)
-        yt = as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=Xt.shape[0])
-        if (X_test is None) != (y_test is None):
-            raise InvalidArgument("X_test and y_test must be given together (or neither).")
-        Xs = None
-        self.y_test: torch.Tensor | None = None
-        if X_test is not None:
-            Xs = model._input(X_test, "X_test")
-            self.y_test = as_tensor("y_test", y_test, ndim=1, dtype=model.dtype, device=model.device,
-                                    rows=Xs.shape[0])
-        N = float(Xt.shape[0]) if reduction == "mean" else 1.0
         if model.train_c or model.bias:
             raise KernelEngineUnavailable(
-                f"the gradient flow integrates the kernel-space state of spec §8, which only moves W; {model!r} "
-                "also trains c or biases. Use wideflow.train with a small step_size instead."
+                f"the gradient flow integrates the kernel-space state (docs/theory.md §8), which only moves W; "
+                f"{model!r} also trains c or biases. Use wideflow.train with a small step_size instead."
             )
-        engine = make_engine("kernel", model, Xt, yt, Xs, N, 1.0)  # δ = 1: coef_H is the rate per unit time
-        assert isinstance(engine, KernelEngine)
-        self.engine = engine
-        self.H0 = engine.H.clone()
+        self.settings = {"reduction": reduction, "rtol": rtol, "atol": atol, "solver": solver,
+                         "model": model.config}
+        self.engine = KernelEngine(prepare(model, X, y, X_test, y_test, reduction=reduction, step_size=1.0))
+        self.H0 = self.engine.H.clone()
         self.Z = torch.zeros_like(self.H0)
         self.calls = 0
 
-    def features(self, Z: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.H0, Z, self.engine.G)
-
     def velocity(self, t: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-        """dZ/dt = coef_H · A(H_0 + Z G), the right-hand side handed to the solver."""
+        """dZ/dt, the right-hand side handed to the solver (:meth:`KernelEngine.velocity`)."""
         self.calls += 1
-        H = self.features(Z)
-        e = self.engine.outputs(H) - self.engine.y
-        return self.engine.coefficient(H, e).mul_(self.engine.coef_H)
+        return self.engine.velocity(self.H0, Z)
 
     def advance(self, t0: float, t1: float) -> None:
-        from torchdiffeq import odeint  # imported here: it loads SciPy's integrators (~0.6 s of import time)
+        from torchdiffeq import odeint  # imported here: it loads SciPy's integrators, slow to import
 
         span = torch.tensor([t0, t1], dtype=self.Z.dtype, device=self.Z.device)
         self.Z = odeint(self.velocity, self.Z, span, rtol=self.rtol, atol=self.atol, method=self.solver)[-1]
@@ -129,36 +107,27 @@ class _Flow:
             yield self.state(k, float(tk))
 
     def state(self, k: int, tk: float) -> TrainState:
+        """The state at the current Z, as index ``k`` of the grid at time ``tk`` (tensors are copies)."""
         eng = self.engine
-        H = self.features(self.Z)
-        f = eng.outputs(H)
-        e = f - eng.y
-        H_test = f_test = None
-        test_error = None
-        if self.y_test is not None:
-            assert eng.H_test0 is not None and eng.G_test is not None
-            H_test = torch.addmm(eng.H_test0, self.Z, eng.G_test)
-            f_test = eng.outputs(H_test)
-            test_error = float(0.5 * ((f_test - self.y_test) ** 2).mean())
-        return TrainState(step=k, time=tk, train_loss=float(0.5 * (e @ e) / eng.N), test_error=test_error, f=f,
-                          H=H, f_test=f_test, H_test=H_test, c=eng.c.clone(), b=None)
+        eng.set_flow_state(self.H0, self.Z)
+        f, e = eng.residual()
+        state = Snapshot(eng, k, f, e, eng.losses(e)).state(0).copy()
+        state.time = tk
+        return state
 
     def rate(self) -> float:
         """−d log L/dt = −2 eᵀ(df/dt)/(eᵀe), df/dt = s_o Σ_i c_i σ'(H_i) dH_i/dt, dH/dt = (dZ/dt) G (eq. (14))."""
         eng = self.engine
-        H = self.features(self.Z)
-        e = eng.outputs(H) - eng.y
-        dH = eng.coefficient(H, e).mul_(eng.coef_H) @ eng.G
-        df = eng.s_o * ((eng.act.deriv(H) * eng.c[:, None]) * dH).sum(dim=0)
-        ee = float(e @ e)
-        return -2 * float(e @ df) / ee if ee > 0 else math.inf
+        dH = torch.bmm(eng.velocity(self.H0, self.Z), eng.G)
+        e = eng.e.clone()
+        df = eng.reduce_outputs((eng.slope(eng.H, torch.empty_like(dH)) * dH).sum(dim=1) * eng.s_o)
+        ee = float((e * e).sum())
+        return -2 * float((e * df).sum()) / ee if ee > 0 else math.inf
 
     def finish(self) -> WideNet:
-        """The model at the current time: W = W_0 + B Φ with B = Z/(s_h D), formed lazily (spec §8)."""
-        eng = self.engine
-        eng.B = self.Z / (eng.s_h * eng.model.D)
-        eng.H = self.features(self.Z)
-        return eng.finish()
+        """The model at the current time: W = W_0 + B Φ with B = Z/(s_h D), formed lazily (docs/theory.md §8)."""
+        self.engine.set_flow_state(self.H0, self.Z)
+        return self.engine.finish()[0]
 
 
 def _times(t: float | None, times: Sequence[float] | None, points: int) -> np.ndarray:
@@ -189,42 +158,34 @@ def flow(
     atol: float = 1e-9,
     solver: str = "dopri5",
 ) -> Generator[TrainState, None, WideNet]:
-    """Integrate the gradient flow (11) and yield a :class:`~wideflow.dynamics.TrainState` at each time.
+    """Integrate the gradient flow (11) and yield a :class:`~wideflow.training.TrainState` at each time.
 
     The grid is ``points`` equally spaced times in [0, t], or the given ``times`` (0 is prepended). Each
-    state's ``step`` is its index in the grid and ``time`` its GF time. The model is not modified; the
-    generator's return value (``StopIteration.value``) is the model at the last time.
+    state's ``step`` is its index in the grid and ``time`` its GF time. ``reduction`` is N of the loss (6)
+    ("mean", the default, or "sum"); rtol/atol are the solver's error tolerances and ``solver`` one of
+    :data:`SOLVERS`. The model is not modified; the generator's return value (``StopIteration.value``) is the
+    model at the last time.
     """
-    integrator = _Flow(model, X, y, X_test, y_test, reduction, rtol, atol, solver)
-    yield from integrator.run(_times(t, times, points))
+    grid = _times(t, times, points)
+    integrator = GradientFlow(model, X, y, X_test=X_test, y_test=y_test, reduction=reduction, rtol=rtol,
+                              atol=atol, solver=solver)
+    yield from integrator.run(grid)
     return integrator.finish()
 
 
-def gradient_flow(
-    model: WideNet,
-    X: Any,
-    y: Any,
-    t: float | None = None,
-    *,
-    times: Sequence[float] | None = None,
-    points: int = 101,
-    X_test: Any = None,
-    y_test: Any = None,
-    reduction: str = "mean",
-    rtol: float = 1e-6,
-    atol: float = 1e-9,
-    solver: str = "dopri5",
-    callbacks: list[Callable[[TrainState], dict[str, float]]] | None = None,
-    progress: bool | None = None,
-) -> FlowResult:
+def gradient_flow(model: WideNet, X: Any, y: Any, t: float | None = None, *,
+                  callbacks: list[Callable[[TrainState], dict[str, float]]] | None = None,
+                  progress: bool | None = None, **options: Any) -> FlowResult:
     """Integrate the gradient flow (10)-(11) of ``model`` on (X, y) up to time ``t`` (grid as in :func:`flow`).
 
-    The history has a row per time of the grid with time, train_loss (= (1/2N) Σ_a e_a²), rate (the
-    instantaneous −d log L/dt of eq. (14)), nfe (cumulative solver evaluations), test_error with a test set,
-    and the columns returned by ``callbacks`` (functions of the state, as in :func:`wideflow.train`).
+    ``options`` are the keywords of :func:`flow` (times, points, X_test, y_test, reduction, rtol, atol,
+    solver). The history
+    has a row per time of the grid with time, train_loss (= (1/2N) Σ_a e_a²), rate (the instantaneous
+    −d log L/dt of eq. (14)), nfe (cumulative solver evaluations), test_error with a test set, and the columns
+    returned by ``callbacks`` (functions of the state, as in :func:`wideflow.train`).
     """
-    grid = _times(t, times, points)
-    integrator = _Flow(model, X, y, X_test, y_test, reduction, rtol, atol, solver)
+    grid = _times(t, options.pop("times", None), options.pop("points", 101))
+    integrator = GradientFlow(model, X, y, **options)
     callbacks = list(callbacks or [])
     bar = _progress(progress, float(grid[-1]))
     rows: list[dict[str, float]] = []
@@ -244,8 +205,7 @@ def gradient_flow(
     finally:
         if bar is not None:
             bar.close()
-    settings = {"t": float(grid[-1]), "points": len(grid), "reduction": reduction, "rtol": rtol, "atol": atol,
-                "solver": solver, "model": model.config}
+    settings = {"t": float(grid[-1]), "points": len(grid), **integrator.settings}
     return FlowResult(pd.DataFrame(rows), integrator.finish(), state, _time.perf_counter() - t0, settings)
 
 

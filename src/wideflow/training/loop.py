@@ -1,0 +1,249 @@
+r"""The one GD driver: steps an engine and owns logging, callbacks, divergence, checkpoints and progress.
+
+:func:`gradient_descent` is a generator: it runs the steps of an engine and yields a :class:`Snapshot` at
+every logging step (0, log_every, 2·log_every, … and the last step); the caller decides what to keep.
+:class:`Driver` consumes it for R runs at once and keeps a history row per run and logging step; both
+:func:`wideflow.train` (R = 1) and the batched sweeps (R > 1) train through it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..engines import Engine
+from ..errors import InvalidType
+from .checkpoint import save_checkpoint
+from .results import TrainState
+
+__all__ = ["gradient_descent", "Snapshot", "Driver", "Divergence", "LossWatch", "check_callbacks", "DIVERGENCE_FACTOR"]
+
+Callback = Callable[[TrainState], dict[str, float]]
+
+#: A run has diverged when its loss exceeds this factor times max(L_0, L of the zero predictor).
+DIVERGENCE_FACTOR = 1e8
+
+
+@dataclass
+class Snapshot:
+    """The R runs of an engine at a logging step; tensors are the engine's buffers (valid until the next step).
+
+    ``f``, ``e`` (R, n) are the training outputs and residuals, ``losses`` the training losses (eq. (6)).
+    The test features and errors are formed on first use (:meth:`test`).
+    """
+
+    engine: Engine
+    step: int
+    f: torch.Tensor
+    e: torch.Tensor
+    losses: list[float]
+    _test: tuple[torch.Tensor, torch.Tensor, list[float]] | None = field(default=None, repr=False)
+
+    def test(self) -> tuple[torch.Tensor, torch.Tensor, list[float]] | None:
+        """(H_test (R, m, n_test), f_test (R, n_test), test errors) with a test set, else ``None``."""
+        if self.engine.y_test is None:
+            return None
+        if self._test is None:
+            H_test = self.engine.test_features()
+            f_test = self.engine.outputs(H_test)
+            self._test = (H_test, f_test, self.engine.test_errors(f_test))
+        return self._test
+
+    def state(self, r: int) -> TrainState:
+        """The :class:`TrainState` of run ``r`` (views of the engine's buffers)."""
+        eng, test = self.engine, self.test()
+        b = getattr(eng, "b", None)
+        return TrainState(
+            step=self.step, time=self.step * eng.delta[r], train_loss=self.losses[r],
+            test_error=None if test is None else test[2][r], f=self.f[r], H=eng.H[r],
+            f_test=None if test is None else test[1][r], H_test=None if test is None else test[0][r],
+            c=eng.c[r], b=b,
+        )
+
+
+def gradient_descent(engine: Engine, *, steps: int, log_every: int, start: int = 0,
+                     watch: Callable[[int, torch.Tensor], None] | None = None) -> Iterator[Snapshot]:
+    """Run GD steps ``start``..``steps`` of ``engine`` and yield a :class:`Snapshot` at every logging step.
+
+    Training outputs are formed every step (the update needs the residual e); test features only when a
+    snapshot's :meth:`Snapshot.test` is called. ``watch(k, e)``, if given, sees the residual of every step k.
+    """
+    engine.plan(steps - start)
+    for k in range(start, steps + 1):
+        f, e = engine.residual()
+        if watch is not None:
+            watch(k, e)
+        if k % log_every == 0 or k == steps:
+            yield Snapshot(engine, k, f, e, engine.losses(e))
+        if k == steps:
+            return
+        engine.step(e)
+
+
+class LossWatch:
+    """The training loss of every GD step of R runs, kept on the engine's device (no host synchronization per
+    step) in a ring of ``period`` slots (at least the steps between two checks), checked at logging steps."""
+
+    def __init__(self, period: int, N: torch.Tensor, start: int, like: torch.Tensor) -> None:
+        self.period = period
+        self.N = N.double().cpu()
+        self.checked = start
+        self.sq = torch.zeros(period, like.shape[0], 1, 1, dtype=like.dtype, device=like.device)
+        self._slots = self.sq.unbind()  # views made once: indexing each step would cost as much as the product
+
+    def __call__(self, k: int, e: torch.Tensor) -> None:
+        torch.bmm(e[:, None, :], e[:, :, None], out=self._slots[k % self.period])
+
+    def first_bad(self, k: int, limits: torch.Tensor) -> dict[int, tuple[int, float]]:
+        """Per run, the first step in (last check, k] (or k itself at the start) whose loss is non-finite or
+        above its limit: {run: (step, loss)}."""
+        steps = torch.arange(min(self.checked + 1, k), k + 1)
+        self.checked = k
+        losses = (0.5 / self.N) * self.sq[(steps % self.period).to(self.sq.device)].double().cpu()[:, :, 0, 0]
+        bad = ~torch.isfinite(losses) | (losses > limits)
+        out: dict[int, tuple[int, float]] = {}
+        for r in bad.any(dim=0).nonzero().flatten().tolist():
+            i = int(bad[:, r].nonzero()[0, 0])
+            out[r] = (int(steps[i]), float(losses[i, r]))
+        return out
+
+
+@dataclass
+class Divergence:
+    """A run whose loss blew up: the first bad step and loss, the logging step where it was detected, the
+    last logged finite state (run ``r`` of a single run only) and the limit it crossed."""
+
+    step: int
+    loss: float
+    detected_at: int
+    limit: float
+    last_state: TrainState | None
+
+
+def check_callbacks(callbacks: Any) -> list[Callback]:
+    """``callbacks`` as a list of callables, or the error that says what was expected."""
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, list | tuple):
+        raise InvalidType(
+            f"callbacks must be a list of functions of the TrainState; got {type(callbacks).__name__} "
+            f"(wrap a single function in a list: callbacks=[fn])."
+        )
+    for i, cb in enumerate(callbacks):
+        if not callable(cb):
+            raise InvalidType(f"callbacks[{i}] must be callable (TrainState -> dict); got {type(cb).__name__} {cb!r}.")
+    return list(callbacks)
+
+
+def _callback_columns(i: int, cb: Callback, state: TrainState) -> dict[str, float]:
+    out = cb(state)
+    if not isinstance(out, dict):
+        name = getattr(cb, "__name__", type(cb).__name__)
+        raise InvalidType(
+            f"callback callbacks[{i}] ({name}) returned {type(out).__name__} {out!r}; expected a dict of history "
+            "columns, e.g. {'norm_W': 1.5}."
+        )
+    return out
+
+
+class Driver:
+    """Train the R runs of ``engine`` for ``steps`` GD steps and keep their histories.
+
+    - history: a row per run and logging step with step, time (= step·δ), train_loss, test_error (with a test
+      set) and the columns of ``callbacks`` (functions of each run's :class:`TrainState`);
+    - divergence: the loss of every step is recorded on the device and checked at logging steps; a run whose
+      loss is non-finite or above ``divergence_factor`` × max(L_0, L of the zero predictor) at any step has
+      diverged. With ``stop_on_divergence`` the driver stops there; otherwise that run's history ends and the
+      others go on;
+    - checkpoints: the engine's state, the random generators and the histories, atomically, every
+      ``checkpoint_every`` steps and at the end, to ``checkpoint`` (see :mod:`wideflow.training.checkpoint`);
+    - progress: a tqdm bar when ``progress`` (``None``: when standard error is a terminal).
+
+    ``start`` and ``rows`` continue a resumed run.
+    """
+
+    def __init__(self, engine: Engine, *, steps: int, log_every: int, callbacks: Sequence[Callback] = (),
+                 divergence_factor: float = DIVERGENCE_FACTOR, stop_on_divergence: bool = True,
+                 checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+                 settings: dict[str, Any] | None = None, progress: bool | None = False, start: int = 0,
+                 rows: list[list[dict[str, float]]] | None = None) -> None:
+        self.engine, self.steps, self.log_every = engine, steps, log_every
+        self.callbacks = list(callbacks)
+        self.factor, self.stop_on_divergence = divergence_factor, stop_on_divergence
+        self.checkpoint, self.checkpoint_every, self.settings = checkpoint, checkpoint_every, settings or {}
+        self.progress, self.start = progress, start
+        self.rows: list[list[dict[str, float]]] = rows or [[] for _ in range(engine.R)]
+        self.diverged: dict[int, Divergence] = {}
+        self.final: Snapshot | None = None
+
+    def _limits(self) -> torch.Tensor:
+        """Per run: the divergence limit, ``divergence_factor`` × max(L of the zero predictor, L_0 if known)."""
+        eng = self.engine
+        zero = (0.5 * (eng.y * eng.y).sum(dim=1) / eng.N).double().cpu()
+        first = torch.tensor([rows[0]["train_loss"] if rows else 0.0 for rows in self.rows], dtype=torch.float64)
+        return self.factor * torch.maximum(zero, first)
+
+    def run(self) -> Driver:
+        """Train; returns ``self`` with ``rows``, ``diverged`` and ``final`` (the last snapshot) filled in."""
+        eng = self.engine
+        limits = self._limits()
+        watch = LossWatch(min(self.log_every, self.steps), eng.N, self.start, eng.e)
+        last: list[TrainState | None] = [None] * eng.R
+        bar = _progress_bar(self.progress, self.steps, self.start)
+        try:
+            for snap in gradient_descent(eng, steps=self.steps, log_every=self.log_every, start=self.start,
+                                         watch=watch):
+                if snap.step == 0:
+                    limits = torch.maximum(limits, self.factor * torch.tensor(snap.losses, dtype=torch.float64))
+                for r, (step, loss) in watch.first_bad(snap.step, limits).items():
+                    if r not in self.diverged:
+                        self.diverged[r] = Divergence(step, loss, snap.step, float(limits[r]), last[r])
+                if self.diverged and self.stop_on_divergence:
+                    return self
+                self._log(snap, last)
+                if bar is not None:
+                    bar.update(snap.step - bar.n)
+                    bar.set_postfix(loss=f"{snap.losses[0]:.3e}", refresh=False)
+                if (self.checkpoint is not None and self.checkpoint_every
+                        and snap.step % self.checkpoint_every == 0 and snap.step > self.start):
+                    save_checkpoint(self.checkpoint, eng, self.settings, snap.step, self.rows)
+                self.final = snap
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.checkpoint is not None:
+            save_checkpoint(self.checkpoint, eng, self.settings, self.steps, self.rows)
+        return self
+
+    def _log(self, snap: Snapshot, last: list[TrainState | None]) -> None:
+        test = snap.test()
+        for r, rows in enumerate(self.rows):
+            if r in self.diverged:
+                continue
+            if rows and rows[-1]["step"] == snap.step:
+                rows.pop()  # a resumed run logs its first step again, from the restored state, identically
+            row = {"step": snap.step, "time": snap.step * self.engine.delta[r], "train_loss": snap.losses[r]}
+            if test is not None:
+                row["test_error"] = test[2][r]
+            if self.callbacks or self.stop_on_divergence:
+                state = snap.state(r)
+                for i, cb in enumerate(self.callbacks):
+                    row.update(_callback_columns(i, cb, state))
+                if self.stop_on_divergence:
+                    last[r] = state.copy()
+            rows.append(row)
+
+
+def _progress_bar(progress: bool | None, steps: int, start: int) -> Any:
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, initial=start, desc="GD", unit="step", dynamic_ncols=True)

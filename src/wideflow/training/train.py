@@ -1,0 +1,151 @@
+r"""wideflow.train: full-batch GD on W with the paper's step convention (eq. (9), docs/theory.md §2 and §8).
+
+Loss (6): L = (1/2N) Σ_a (f(x_a) − y_a)², N = n ("mean", the default everywhere in wideflow) or 1 ("sum").
+One GD step (9) is W ← W − δ·(lr factor)·∇_W L with the factor of Table 1 (m, 1 or m·D), and corresponds to
+GF time δ. :func:`train` checks its arguments, prepares the problem (:func:`wideflow.engines.prepare`), picks
+the engine (:func:`wideflow.engines.choose_method`) and runs it through the one driver
+(:class:`~wideflow.training.loop.Driver`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from ..engines import choose_method, make_engine
+from ..errors import (
+    NonFiniteInput,
+    TrainingDiverged,
+    check_bool,
+    check_choice,
+    check_positive_float,
+    check_positive_int,
+)
+from ..engines.problem import REDUCTIONS, Problem, build, check_data
+from ..kernels import max_stable_step_size
+from ..model import WideNet, check_model
+from .checkpoint import check_checkpointing, fingerprint, load_checkpoint
+from .loop import DIVERGENCE_FACTOR, Divergence, Driver, check_callbacks
+from .results import TrainResult, TrainState
+
+__all__ = ["train"]
+
+
+def train(
+    model: WideNet,
+    X: Any,
+    y: Any,
+    steps: int = 5000,
+    step_size: float = 1.0,
+    X_test: Any = None,
+    y_test: Any = None,
+    reduction: str = "mean",
+    method: str = "auto",
+    log_every: int = 100,
+    *,
+    progress: bool | None = None,
+    callbacks: list[Callable[[TrainState], dict[str, float]]] | None = None,
+    divergence_factor: float = DIVERGENCE_FACTOR,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: str | os.PathLike | None = None,
+) -> TrainResult:
+    r"""Train W of ``model`` by full-batch GD with the paper's step convention (eq. (9)).
+
+    Parameters
+    ----------
+    model: the model; it is not modified (``result.model`` is a trained copy).
+    X, y: training inputs (n, d) and targets (n,).
+    steps, step_size: number of GD steps and δ; the run reaches GF time ``steps * step_size``.
+    X_test, y_test: an optional test set; ``test_error`` = ½·mean over the test set of (f − y)².
+    reduction: "mean" (N = n, default) or "sum" (N = 1) in L = (1/2N) Σ_a (f(x_a) − y_a)² (docs/theory.md §2).
+    method: "kernel" (the kernel-space engine, cost O(m n²) per step, docs/theory.md §8), "weights" (weight
+        space, O(m n D)) or "auto" (the one with the smaller operation count for the whole run).
+    log_every: a history row every ``log_every`` steps (and at the last step).
+    progress: a tqdm bar; ``None`` shows it when standard error is a terminal.
+    callbacks: functions of the :class:`TrainState` returning a dict of extra history columns.
+    divergence_factor: stop with :class:`~wideflow.errors.TrainingDiverged` as soon as the loss at any step
+        is non-finite or exceeds this factor (> 1) times max(L_0, L of the zero predictor). The loss of every
+        step is recorded on the device and checked at logging steps, so a blow-up between two logging
+        steps is caught even if the loss falls back afterwards. The error carries the step, the last
+        logged finite state, the history and :func:`~wideflow.kernels.max_stable_step_size`.
+    checkpoint, checkpoint_every: write an atomic checkpoint (engine state, random generator states,
+        history) to this path every ``checkpoint_every`` steps (a multiple of ``log_every``; by default
+        about ten per run) and at the end.
+    resume: continue from the checkpoint at this path, written by a run with the same model, data and
+        settings; the result (history and final W) is bit-identical to an uninterrupted run. A path
+        that does not exist yet starts from step 0, so the same call can simply be repeated after an
+        interruption (typically with ``checkpoint=resume=PATH``).
+
+    Returns a :class:`TrainResult` whose ``history`` has the columns step, time, train_loss (and
+    test_error, and the callbacks' columns).
+    """
+    check_model(model)
+    steps = check_positive_int("steps", steps)
+    step_size = check_positive_float("step_size", step_size)
+    log_every = check_positive_int("log_every", log_every)
+    divergence_factor = check_positive_float("divergence_factor", divergence_factor, above=1.0)
+    reduction = check_choice("reduction", reduction, REDUCTIONS)
+    progress = check_bool("progress", progress, allow_none=True)
+    callbacks = check_callbacks(callbacks)
+    Xt, yt, Xs, ys = check_data(model, X, y, X_test, y_test)
+    n, n_test = Xt.shape[0], 0 if Xs is None else Xs.shape[0]
+    resolved = choose_method(method, m=model.m, n=n, D=model.D, n_test=n_test, steps=steps, log_every=log_every,
+                             trains_neurons=model.train_c or model.bias)
+    checkpoint_every = check_checkpointing(checkpoint, checkpoint_every, resume, steps, log_every)
+    problem = build(model, Xt, yt, Xs, ys, reduction=reduction, step_size=step_size, space=resolved)
+    engine = make_engine(problem)
+    settings = {
+        "steps": steps, "step_size": step_size, "reduction": reduction, "method": resolved,
+        "log_every": log_every, "n": n, "n_test": n_test, "model": model.config,
+        "data": fingerprint(Xt, yt, Xs, ys),
+    }
+    start, rows = 0, None
+    if resume is not None and os.path.exists(resume):
+        start, rows = load_checkpoint(resume, engine, settings)
+    t0 = time.perf_counter()
+    driver = Driver(engine, steps=steps, log_every=log_every, callbacks=callbacks,
+                    divergence_factor=divergence_factor, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                    settings=settings, progress=progress, start=start, rows=rows).run()
+    if driver.diverged:
+        raise diverged_error(driver.diverged[0], problem, driver.rows[0], divergence_factor)
+    assert driver.final is not None
+    return TrainResult(
+        history=pd.DataFrame(driver.rows[0]),
+        model=engine.finish()[0],
+        method=resolved,
+        steps=steps,
+        step_size=step_size,
+        reduction=reduction,
+        wall_time=time.perf_counter() - t0,
+        final_state=driver.final.state(0),
+        settings=settings,
+    )
+
+
+def diverged_error(div: Divergence, problem: Problem, rows: list[dict[str, float]], factor: float) -> TrainingDiverged:
+    """The :class:`~wideflow.errors.TrainingDiverged` of a run of ``problem`` (R = 1) that diverged: where, how,
+    and the largest stable step size of GD linearized at initialization."""
+    what = "became non-finite" if not math.isfinite(div.loss) else (
+        f"exceeded {factor:g} times max(L_0, L of the zero predictor) = {div.limit / factor:.3e}")
+    model, delta = problem.models[0], problem.step_sizes[0]
+    try:
+        max_step = max_stable_step_size(model, problem.X[0], problem.reductions[0])
+        advice = (f"step_size={delta:g}, but GD linearized at initialization is stable only for "
+                  f"step_size < {max_step:.4g} (= 2N/λ_max(K_0)); lower the step size.")
+    except NonFiniteInput as exc:
+        max_step = math.nan
+        advice = f"The model is not finite at initialization: {exc}"
+    return TrainingDiverged(
+        f"training diverged: the loss {what} at step {div.step} (loss {div.loss:.3e}; detected at step "
+        f"{div.detected_at}). " + advice,
+        step=div.step,
+        last_finite_state=div.last_state,
+        max_stable_step_size=max_step,
+        history=pd.DataFrame(rows),
+    )
