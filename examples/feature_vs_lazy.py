@@ -1,4 +1,4 @@
-"""Feature learning against lazy training: a compact Figure 4 of the paper (Exp 3, spec §5.4).
+"""Feature learning against lazy training: a compact Figure 4 of the paper (Exp 3, Section 4.3).
 
     python examples/feature_vs_lazy.py                   # n = 256, m = D ∈ {256, 1024}, 5000 steps (minutes)
     python examples/feature_vs_lazy.py --tiny            # seconds (also: WIDEFLOW_TINY=1)

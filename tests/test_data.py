@@ -1,4 +1,4 @@
-"""The data sets of spec §5 and the loader of users' data files (wideflow.data)."""
+"""The data sets of the paper's Section 4 and the loader of users' data files (wideflow.data)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import wideflow as wf
-from wideflow.errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput
+from wideflow.errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, UnknownName
+from wideflow.registry import DATA_KINDS, TEST_SEED_OFFSET, make_data
 
 
 # --------------------------------------------------------------------------------------- generators
@@ -74,6 +75,30 @@ def test_axis_xor_distribution() -> None:
     assert all(abs(c - 1000) < 150 for c in counts)
     with pytest.raises(InvalidArgument, match="d must be an integer >= 2"):
         wf.data.axis_xor(10, 1)
+
+
+# --------------------------------------------------------------------------------------- registry
+@pytest.mark.parametrize("kind", [k for k, v in DATA_KINDS.items() if v.synthetic])
+def test_make_data_draws_the_generator_with_the_test_seed_offset(kind: str) -> None:
+    gen = getattr(wf.data, kind)
+    X, y, Xt, yt = make_data(kind, 4, n=6, n_test=5, seed=2)
+    assert torch.equal(X, gen(6, 4, seed=2)[0]) and torch.equal(y, gen(6, 4, seed=2)[1])
+    X_test, y_test = gen(5, 4, seed=2 + TEST_SEED_OFFSET)
+    assert torch.equal(Xt, X_test) and torch.equal(yt, y_test)
+    assert make_data(kind, 4, n=6, seed=2)[2:] == (None, None)  # n_test = 0: no test set
+    assert torch.equal(make_data(kind, 4, n=6, n_test=5, seed=2, test_seed=9)[2], gen(5, 4, seed=9)[0])
+
+
+def test_make_data_reads_files_and_refuses_unknown_options(tmp_path) -> None:
+    X, y = wf.data.random_labels(7, 3, seed=1)
+    np.savez(tmp_path / "d.npz", inputs=X.numpy(), y=y.numpy())
+    X2, y2, Xt, yt = make_data("file", 3, path=str(tmp_path / "d.npz"), test_path=tmp_path / "d.npz", x_key="inputs")
+    assert torch.equal(X2, X) and torch.equal(yt, y)
+    assert DATA_KINDS["quadratic_teacher"].options == {"m_teacher": 5, "teacher_seed": 0, "activation": "relu"}
+    with pytest.raises(UnknownName, match="m_teacher"):
+        make_data("axis_xor", 3, n=4, m_teacher=2)
+    with pytest.raises(UnknownName, match="'axis_xor'"):
+        make_data("axis_xro", 3, n=4)
 
 
 # --------------------------------------------------------------------------------------- load_dataset

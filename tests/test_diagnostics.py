@@ -1,4 +1,4 @@
-"""Feature-learning diagnostics (spec §1.7 remark, §5.4, §6) and the plots over their tables."""
+"""Feature-learning diagnostics (the feature-learning remark of Section 2, Figure 4) and the plots over their tables."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from wideflow.diagnostics import (
     width_sweep,
 )
 from wideflow.errors import InvalidArgument
-from wideflow.flow import compare_gd_to_flow
+from wideflow.gradflow import compare_gd_to_flow
 from wideflow.theory import concentration
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small matrices: OpenMP sync costs more than the work
@@ -27,8 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # small matrices: Open
 @pytest.mark.parametrize("method", ["kernel", "weights"])
 @pytest.mark.parametrize("scaling", ["ours", "ntk", "mf"])
 def test_weight_change_from_features_is_exact(method: str, scaling: str) -> None:
-    # ‖W_t − W_0‖² = tr(ΔH G⁺ ΔHᵀ)/(s_h² D) (spec §8) must equal the norm of the real weight change; D = 24 > n = 10
-    # so G is invertible. Agreement to 1e-9 relative: float64 with cond(G) ≈ 1e2.
+    # ‖W_t − W_0‖² = tr(ΔH G⁺ ΔHᵀ)/(s_h² D) (docs/theory.md §8) must equal the norm of the real weight
+    # change; D = 24 > n = 10 so G is invertible. Agreement to 1e-9 relative: float64 with cond(G) ≈ 1e2.
     X, y = wf.data.axis_xor(10, 6, seed=0)
     model = wf.P3L(6, 32, D=24, scaling=scaling)
     tracker = FeatureTracker(model, X, y)
@@ -50,7 +50,7 @@ def test_weight_change_with_a_singular_gram() -> None:
 
 
 def test_tangent_kernel_drift_is_order_one_under_ours_and_shrinks_like_inverse_sqrt_m_under_ntk() -> None:
-    # Spec §1.7: K_t moves by O(1) under the paper's scaling and by O(1/√m) under NTK. Same data, same GF time
+    # K_t moves by O(1) under ours and by O(1/√m) under NTK (docs/theory.md §3). Same data, same GF time
     # (100 steps of δ = 1), widths 64..1024, 2 seeds. Measured exponents of the drift against m: ours −0.04,
     # NTK −0.63 (−½ plus the O(1/m) corrections at m = 64). The bands ±0.15 around 0 and [−0.8, −0.35] around
     # −½ separate the regimes; the drift's level under ours must stay O(1): above 0.1 at every width.
@@ -64,7 +64,7 @@ def test_tangent_kernel_drift_is_order_one_under_ours_and_shrinks_like_inverse_s
     assert -0.8 < exps["ntk"] < -0.35, exps
     last = sweep[sweep["step"] == 100]
     assert (last[last["scaling"] == "ours"]["kernel_drift"] > 0.1).all()
-    # features move by O(1/√m) under NTK too (spec §1.7 remark): measured exponent −0.49
+    # features move by O(1/√m) under NTK too (the feature-learning remark): measured exponent −0.49
     assert sweep_exponents(sweep, "feature_displacement").set_index("scaling").loc["ntk", "exponent"] < -0.35
 
 

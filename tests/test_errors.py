@@ -1,4 +1,4 @@
-"""Every bad input of the public API gets a clear error (issue 7).
+"""Every bad input of the public API gets a clear error.
 
 ``CASES`` is the single list of bad inputs: each is the exact code a user would write, the exception it
 must raise (a :class:`wideflow.errors.WideflowError` that is also a ``ValueError``/``TypeError``/
@@ -29,10 +29,10 @@ import pytest
 import torch
 
 import wideflow as wf
-from wideflow import diagnostics, flow, ntk, sweep, theory
+from wideflow import diagnostics, gradflow, ntk, sweep, theory
 from wideflow import errors as E
 from wideflow.cli import main as cli_main
-from wideflow.dynamics import max_stable_step_size
+from wideflow.kernels import max_stable_step_size
 from wideflow.sklearn import WideNetRegressor
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -234,9 +234,9 @@ CASES: list[Case] = [
     C("other modules", "theory.pl_bound(wf.Shallow(3, 10, activation='linear'), X, reduction='avg')",
       E.UnknownName, ("reduction", "'avg'")),
     C("other modules", "theory.fit_rate(None)", E.InvalidType, ("history", "DataFrame", "NoneType")),
-    C("other modules", "flow.gradient_flow(model, X, y, t=-1.0)", E.InvalidArgument, ("t", "-1.0", "> 0")),
-    C("other modules", "flow.gradient_flow(model, X, y, t=1.0, solver='rk5')", E.UnknownName, ("solver", "'rk5'")),
-    C("other modules", "flow.gradient_flow(model, X, y, times=[1.0, 0.5])", E.InvalidArgument, ("times", "increasing")),
+    C("other modules", "gradflow.gradient_flow(model, X, y, t=-1.0)", E.InvalidArgument, ("t", "-1.0", "> 0")),
+    C("other modules", "gradflow.gradient_flow(model, X, y, t=1.0, solver='rk5')", E.UnknownName, ("solver", "'rk5'")),
+    C("other modules", "gradflow.gradient_flow(model, X, y, times=[1.0, 0.5])", E.InvalidArgument, ("times", "increasing")),
     C("other modules", "ntk.ntk_kernel(X, c_hat=-1)", E.InvalidArgument, ("c_hat", "-1", "> 0")),
     # depth 0 is valid (the shallow net: G^(0) = XXᵀ/d, see test_depth_zero_is_the_shallow_net); below 0 is not
     C("other modules", "ntk.ntk_kernel(X, depth=-1)", E.InvalidArgument, ("depth", "-1", ">= 0")),
@@ -271,7 +271,7 @@ CASES: list[Case] = [
     C("command line", "wideflow train --method kernal", E.UnknownName, ("'kernal'", "'kernel'?")),
     C("command line", "wideflow train --reduction avg", E.UnknownName, ("'avg'", "'mean'")),
     C("command line", "wideflow train --step-size 1e6", E.TrainingDiverged, ("diverged", "2N/λ_max")),
-    C("command line", "wideflow train --out a_folder", IsADirectoryError, ("a_folder", "directory")),
+    C("command line", "wideflow train --out a_folder", E.OutputError, ("'a_folder'", "folder")),
     C("command line", "wideflow sweep bad.toml --dry-run", E.InvalidArgument, ("'bad.toml'", "TOML")),
     C("command line", "wideflow sweep grid_m0.toml --dry-run", E.InvalidArgument, ("model.m", "0", ">= 1")),
     C("command line", "wideflow sweep missing.toml --dry-run", E.FileMissing, ("'missing.toml'", "does not exist")),
@@ -324,7 +324,7 @@ def _workspace() -> Iterator[dict[str, Any]]:
             model.save("saved_model.pt")
             wf.train(model, X, y, steps=2, log_every=1, checkpoint="other_run.ckpt", progress=False)
             H = model.features(X).T
-            ns = {"wf": wf, "torch": torch, "np": np, "sweep": sweep, "theory": theory, "flow": flow, "ntk": ntk,
+            ns = {"wf": wf, "torch": torch, "np": np, "sweep": sweep, "theory": theory, "gradflow": gradflow, "ntk": ntk,
                   "diagnostics": diagnostics, "WideNetRegressor": WideNetRegressor,
                   "X": X, "y": y, "model": model, "X_nan": X_nan,
                   "X_inf": X_inf, "y_nan": y_nan, "y_inf": y_inf, "H": H, "c": model.c, "G": wf.gram(model, X)}
@@ -446,7 +446,7 @@ def test_docs_table_is_current(outcomes: list[Outcome]) -> None:
 
 
 def test_depth_zero_is_the_shallow_net() -> None:
-    """depth=0 is not a bad input: limit_gram gives G^(0) = XXᵀ/d of the identity embedding (spec §1.2) and
+    """depth=0 is not a bad input: limit_gram gives G^(0) = XXᵀ/d of the identity embedding (docs/theory.md §4) and
     ntk_kernel the NTK-regime kernel of the shallow net, the same as ntk_kernel_of(wf.Shallow) computes."""
     X, _ = wf.data.random_labels(6, 3, seed=0)
     # float64 sums of 3 products: agreement to a few ulps; 1e-15 absolute on entries of size ~1
@@ -456,6 +456,7 @@ def test_depth_zero_is_the_shallow_net() -> None:
                                ntk.ntk_kernel_of(shallow, X, limit="both"), rtol=0, atol=1e-15)
 
 
+@pytest.mark.integration
 def test_a_cluster_sweep_checks_devices_on_its_workers(tmp_path: Path) -> None:
     """On an existing cluster the device of each run is checked on the workers before any run is submitted
     (the driver's own devices do not matter there); nothing is written to the store."""
@@ -615,7 +616,7 @@ leaves the previous checkpoint intact). It holds the engine state, the random-ge
 and the run's settings with a hash of the data. Rerunning the same call after an interruption continues from
 the checkpoint (a missing file starts from step 0) and ends bit-identical to an uninterrupted run, history and
 final W, on the same machine with the same number of torch threads (a BLAS sum may be split differently
-otherwise); `tests/test_checkpoint.py` SIGKILLs training processes, once mid-write, to show it. A checkpoint
+otherwise); `tests/test_resume_and_saved_models.py` SIGKILLs training processes, once mid-write, to show it. A checkpoint
 written by another run (other data, model or settings) is refused with a `CheckpointError` that names what
 differs. `model.save(path)` stores the configuration (class, embedding spec and seed, m, activation and its
 parameters, scaling, ĉ, dtype, flags), the embedding's random weights and c, W, b; `wf.load(path,

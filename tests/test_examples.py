@@ -35,6 +35,7 @@ def run_example(script: Path, cwd: Path, *args: str) -> str:
     return out.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
 def test_example_runs_at_tiny_size(script: Path, tmp_path: Path) -> None:
     run_example(script, tmp_path)
@@ -42,6 +43,7 @@ def test_example_runs_at_tiny_size(script: Path, tmp_path: Path) -> None:
         assert (tmp_path / rel).stat().st_size > 0, f"{script.name} did not write {rel}"
 
 
+@pytest.mark.integration
 def test_check_theorem_on_a_users_csv(tmp_path: Path) -> None:
     """The documented way to bring one's own data: a CSV with a header row and a column y."""
     rng = np.random.default_rng(1)
@@ -51,6 +53,6 @@ def test_check_theorem_on_a_users_csv(tmp_path: Path) -> None:
     np.savetxt(tmp_path / "mine.csv", np.column_stack([X, y]), delimiter=",", header=header, comments="")
     out = run_example(EXAMPLES / "check_theorem.py", tmp_path, "--data", "mine.csv")
     assert "n = 10, d = 4" in out
-    # the PL bound (leaky ReLU, spec §1.8) is a lower bound on the decay rate of the flow; GD at a quarter of
+    # the PL bound (leaky ReLU, docs/theory.md §5) is a lower bound on the decay rate of the flow; GD at a quarter of
     # its stability limit beat it by ~10x on the demo data, so a violation here would be a real defect
     assert "holds at every logged time" in out

@@ -13,7 +13,8 @@ import pytest
 from wideflow.cli import main
 from wideflow.errors import InvalidArgument, InvalidType, UnknownName
 from wideflow.experiments import EXPERIMENTS, RunsFailed, exp1, exp2, exp3, load_preset, reproduce
-from wideflow.experiments.common import experiment_settings, loglinear_fit, loglog_slope, plot_over_seeds
+from wideflow.experiments.common import experiment_settings, plot_over_seeds
+from wideflow.fits import loglinear_fit, loglog_slope
 
 KEYS = {name: mod.KEYS for name, mod in EXPERIMENTS.items()}
 
@@ -183,6 +184,7 @@ def tiny(tmp_path_factory) -> tuple[Path, int]:
     return out, code
 
 
+@pytest.mark.integration
 def test_tiny_preset_end_to_end_writes_every_file(tiny) -> None:
     out, code = tiny
     assert code == 0
@@ -228,6 +230,7 @@ def test_tiny_preset_end_to_end_writes_every_file(tiny) -> None:
     assert report.count("| exp") == n_claims and f"of {n_claims} claims reproduced" in report
 
 
+@pytest.mark.integration
 def test_rerun_computes_nothing_and_gives_the_same_verdicts(tiny) -> None:
     out, _ = tiny
     before = {e: json.loads((out / e / "summary.json").read_text()) for e in EXPERIMENTS}
@@ -240,6 +243,7 @@ def test_rerun_computes_nothing_and_gives_the_same_verdicts(tiny) -> None:
     assert (out / "exp3" / "fig3_test_error.csv").read_bytes() == tables
 
 
+@pytest.mark.integration
 def test_failed_runs_are_reported_and_the_rest_still_written(tiny, tmp_path) -> None:
     """A step size far above 2N/λ_max diverges; the command names the failed runs and exits non-zero."""
     out, _ = tiny

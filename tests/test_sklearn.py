@@ -1,5 +1,5 @@
 """The scikit-learn estimator: the estimator contract (check_estimator), Pipeline, GridSearchCV, pickling,
-and that fit is exactly wf.train of the same model (spec §1.6, §4)."""
+and that fit is exactly wf.train of the same model (eq. (9), Table 1)."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CONFIGS = {
     "p3l-ours": {},
-    "shallow-ntk-float32": {"embedding": "shallow", "scaling": "ntk", "dtype": "float32"},
-    "quadratic-mf-bias-c": {"embedding": "quadratic", "scaling": "mf", "bias": True, "train_c": True},
-    "deep-tanh": {"depth": 4, "activation": "tanh"},
+    "shallow-ntk-float32": {"kind": "shallow", "scaling": "ntk", "dtype": "float32"},
+    "quadratic-mf-bias-c": {"kind": "quadratic", "scaling": "mf", "bias": True, "train_c": True},
+    "deep-tanh": {"kind": "deep", "depth": 4, "activation": "tanh"},
 }
 
 
@@ -46,7 +46,7 @@ def test_check_estimator_passes(name: str) -> None:
     the linear target of check_regressors_train (see WideNetRegressor.__sklearn_tags__)."""
     est = WideNetRegressor(m=32, steps=100, **CONFIGS[name])
     check_estimator(est)
-    assert get_tags(est).regressor_tags.poor_score == (CONFIGS[name].get("embedding") == "quadratic")
+    assert get_tags(est).regressor_tags.poor_score == (CONFIGS[name].get("kind") == "quadratic")
     assert not get_tags(est).non_deterministic
 
 
@@ -96,7 +96,7 @@ def test_auto_step_size_keeps_gd_stable_on_unscaled_inputs() -> None:
     loss = WideNetRegressor(m=32, steps=50, step_size=1.0).fit(X, y).history_["train_loss"]
     assert loss.max() > 1e3 * loss.iloc[0]
     reg = WideNetRegressor(m=32, steps=50).fit(X, y)
-    limit = wf.dynamics.max_stable_step_size(reg._build_model(3), X)
+    limit = wf.max_stable_step_size(reg._build_model(3), X)
     assert reg.step_size_ == pytest.approx(0.5 * limit, rel=1e-12) and reg.step_size_ < 1e-3
     loss = reg.history_["train_loss"]
     assert (loss.diff().dropna() <= 0).all() and loss.iloc[-1] < 0.01 * loss.iloc[0]
@@ -110,11 +110,13 @@ def test_well_scaled_inputs_keep_the_papers_step_size() -> None:
 def test_bad_hyper_parameters_fail_at_fit_with_a_clear_message() -> None:
     X, y = wf.data.axis_xor(20, 3)
     X, y = X.numpy(), y.numpy()
-    WideNetRegressor(embedding="shalow")  # scikit-learn convention: __init__ validates nothing
+    WideNetRegressor(kind="shalow")  # scikit-learn convention: __init__ validates nothing
     with pytest.raises(UnknownName, match="shallow"):
-        WideNetRegressor(embedding="shalow").fit(X, y)
+        WideNetRegressor(kind="shalow").fit(X, y)
     with pytest.raises(InvalidArgument, match="D=8"):
-        WideNetRegressor(embedding="shallow", D=8).fit(X, y)
+        WideNetRegressor(kind="shallow", D=8).fit(X, y)
+    with pytest.raises(InvalidArgument, match="depth=4"):
+        WideNetRegressor(kind="p3l", depth=4).fit(X, y)
     with pytest.raises(InvalidType, match="random_state"):
         WideNetRegressor(random_state="seed").fit(X, y)
     with pytest.raises(InvalidArgument, match="verbose"):
@@ -123,6 +125,7 @@ def test_bad_hyper_parameters_fail_at_fit_with_a_clear_message() -> None:
         WideNetRegressor(step_size="fast").fit(X, y)
 
 
+@pytest.mark.integration
 def test_scikit_learn_stays_optional() -> None:
     """wideflow imports without scikit-learn; wideflow.sklearn then says how to install it."""
     code = (

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
 from wideflow.cli import main
+import wideflow as wf
 from wideflow.errors import InvalidArgument, InvalidType, UnknownName, WideflowError
+from wideflow.registry import MODEL_KINDS, TEST_SEED_OFFSET, build_model, model_shape
 from wideflow.sweep import DEFAULTS, expand, flatten, load_spec, normalize, run_id
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +25,8 @@ def test_normalize_fills_every_default_and_resolves_implicit_values() -> None:
     assert set(cfg) == set(DEFAULTS)
     assert cfg["model"]["D"] == cfg["model"]["m"] == 1024  # P-3L: D defaults to m
     assert cfg["model"]["depth"] is None  # only meaningful for kind "deep"
-    assert cfg["data"]["test_seed"] == cfg["data"]["seed"] + 10_000
+    assert cfg["data"]["test_seed"] == cfg["data"]["seed"] + TEST_SEED_OFFSET
+    assert TEST_SEED_OFFSET == 10_000  # pinned: every stored run id depends on it
     shallow = normalize({"model": {"kind": "shallow", "d": 7}})
     assert shallow["model"]["D"] == 7
     quadratic = normalize({"model": {"kind": "quadratic", "d": 7}})
@@ -145,10 +150,6 @@ def test_flatten_gives_dotted_columns_and_drops_empty_sections() -> None:
 
 
 def test_file_data_kind_fills_the_loader_options() -> None:
-    from wideflow import data
-
-    if not hasattr(data, "load_dataset"):
-        pytest.skip("wideflow.data.load_dataset (the reproductions issue) is not there yet")
     cfg = normalize({"data": {"kind": "file", "path": "x.npz"}})["data"]
     assert cfg["path"] == "x.npz" and cfg["test_path"] is None and "x_key" in cfg
     with pytest.raises(InvalidType, match="data.path"):
@@ -175,3 +176,33 @@ def test_an_invalid_grid_file_is_a_one_line_error_with_exit_status_2(
     assert main(["sweep", str(spec), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "widht" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(MODEL_KINDS))
+def test_every_registered_model_kind_is_one_constructor_for_sweeps_cli_and_estimator(kind: str) -> None:
+    """A configuration's model (sweep.build), the command line's and the estimator's all come from
+    wideflow.registry.build_model, which is the named constructor of the kind: identical parameters."""
+    from wideflow.cli.train_cmd import add_model_arguments, model_from_args
+    from wideflow.sweep import build
+
+    direct = {"shallow": lambda: wf.Shallow(4, 8, seed=3), "quadratic": lambda: wf.WideNet({"kind": "quadratic",
+              "d": 4}, 8, seed=3), "p3l": lambda: wf.P3L(4, 8, seed=3),
+              "deep": lambda: wf.PartiallyTrained(4, 8, depth=3, seed=3)}[kind]()
+    model, _ = build(normalize({"model": {"kind": kind, "d": 4, "m": 8, "seed": 3}}))
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser, n=5)
+    from_cli = model_from_args(parser.parse_args(["--model", kind, "-d", "4", "-m", "8", "--seed", "3"]))
+    for other in (model, from_cli, build_model(kind, 4, 8, seed=3)):
+        assert other.config == direct.config
+        assert torch.equal(other.W, direct.W) and torch.equal(other.c, direct.c)
+    assert parser.get_default("model") in MODEL_KINDS
+
+
+def test_model_shape_writes_out_d_and_depth_and_names_the_argument() -> None:
+    assert model_shape("quadratic", 3, 8) == (3, 8, 9, None)
+    assert model_shape("p3l", 3, 8) == (3, 8, 8, None)
+    assert model_shape("deep", 3, 8, 5) == (3, 8, 5, 3)  # D = 5 given, depth: the kind's default L = 3
+    with pytest.raises(InvalidArgument, match="depth=4 only applies to kind='deep'"):
+        model_shape("shallow", 3, 8, depth=4)
+    with pytest.raises(UnknownName, match="model.kind='p4l'"):
+        model_shape("p4l", 3, 8, prefix="model.")

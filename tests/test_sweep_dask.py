@@ -25,7 +25,7 @@ from wideflow.cli import main
 from wideflow.sweep import expand, load_results, run_id, run_one, run_sweep
 
 # the in-process reference runs are tiny: one torch thread (see the fixture)
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.integration]
 
 distributed = pytest.importorskip("distributed")
 
@@ -68,7 +68,7 @@ def test_a_twelve_run_sweep_on_two_workers_matches_one_by_one_runs_and_resumes_t
     for config, (_, row) in zip(configs, table.iterrows(), strict=True):
         ref = run_one(config).metrics
         # the sweep batches these runs; batched and one-by-one runs agree to float64 rounding
-        # (tests/test_sweep_batched.py: ≤ 1.1e-15 measured), 1e-11 leaves room
+        # (tests/test_batched_training.py: ≤ 1.1e-15 measured), 1e-11 leaves room
         for key in ("final_train_loss", "final_test_error", "fitted_rate"):
             assert row[key] == pytest.approx(ref[key], rel=1e-11)
     before = metric_times(tmp_path / "s")

@@ -15,6 +15,7 @@ import torch
 import wideflow as wf
 from wideflow.cli import main
 from wideflow.errors import InvalidArgument, TrainingDiverged
+from wideflow.registry import TEST_SEED_OFFSET
 from wideflow.sweep import Outcome, Store, load_arrays, load_history, load_results, normalize, run_id, run_one
 from wideflow.sweep.runner import run_guarded
 
@@ -34,7 +35,7 @@ def tiny_output() -> wf.sweep.RunOutput:
 def test_run_one_is_wideflow_train_on_the_configured_model_and_data(tiny_output: wf.sweep.RunOutput) -> None:
     model = wf.P3L(5, 16, seed=0)
     X, y = wf.data.axis_xor(8, 5, seed=0)
-    Xt, yt = wf.data.axis_xor(10, 5, seed=10_000)  # the test set is drawn with data.seed + 10_000
+    Xt, yt = wf.data.axis_xor(10, 5, seed=TEST_SEED_OFFSET)  # the test set is drawn with data.seed + the offset
     ref = wf.train(model, X, y, steps=60, X_test=Xt, y_test=yt, log_every=10)
     pd.testing.assert_frame_equal(tiny_output.history, ref.history)  # same code path: bitwise
     m = tiny_output.metrics
@@ -154,8 +155,6 @@ def test_results_command_prints_and_exports(tmp_path: Path, tiny_output: wf.swee
 
 
 def test_file_data_runs_through_load_dataset(tmp_path: Path) -> None:
-    if not hasattr(wf.data, "load_dataset"):
-        pytest.skip("wideflow.data.load_dataset (the reproductions issue) is not there yet")
     X, y = wf.data.random_labels(12, 3, seed=4)
     Xt, yt = wf.data.random_labels(7, 3, seed=5)
     np.savez(tmp_path / "train.npz", X=X.numpy(), y=y.numpy())

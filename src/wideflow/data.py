@@ -1,9 +1,11 @@
-"""Data of the paper's experiments (spec §5), and users' own data sets. Each returns (X, y) as float64 tensors.
+"""Data of the paper's experiments (Section 4), and users' own data sets. Each returns (X, y) as float64 tensors.
 
 Every generator draws from its own ``torch.Generator`` seeded with ``seed``, on the CPU: the same seed
 gives the same data on every machine, and training and test sets are drawn with different seeds.
 :func:`load_dataset` reads a data set from a ``.npz`` or ``.csv`` file and checks it as strictly as the
-models check their inputs (shape, finiteness, named columns).
+models check their inputs (shape, finiteness, named columns). The data kinds of :mod:`wideflow.registry`
+(used by the command line, the sweeps and the reproductions) name these functions, and draw a test set with
+the seed ``seed +`` :data:`~wideflow.registry.TEST_SEED_OFFSET`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def _generator(seed: int, argument: str = "seed") -> torch.Generator:
 
 
 def random_labels(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exp 1 (spec §5.2): x_a ~ N(0, I_d) and labels y_a ~ Uniform[−½, ½], independent of x."""
+    """Exp 1 (Figure 1): x_a ~ N(0, I_d) and labels y_a ~ Uniform[−½, ½], independent of x."""
     n, d = check_positive_int("n", n), check_positive_int("d", d)
     gen = _generator(seed)
     X = torch.randn(n, d, generator=gen, dtype=torch.float64)
@@ -54,7 +56,7 @@ def quadratic_teacher(
     teacher_seed: int = 0,
     activation: str | Activation = "relu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exp 2 (spec §5.3): x ~ N(0, I_d), y = f*(x) = (1/m*) Σ_i c*_i σ(xᵀW*_i x / d).
+    """Exp 2 (Figure 2): x ~ N(0, I_d), y = f*(x) = (1/m*) Σ_i c*_i σ(xᵀW*_i x / d).
 
     The teacher is a shallow net with quadratic embedding and m* = ``m_teacher`` neurons; c*_i Rademacher and
     W*_i ∈ R^{d×d} with N(0, 1) entries (the student's initial law; the paper's is not recovered). The
@@ -72,7 +74,7 @@ def quadratic_teacher(
 
 
 def axis_xor(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exp 3 (Appendix I.3, spec §5.4): (x_1, x_2, y) uniform on {(±1, 0, +1), (0, ±1, −1)},
+    """Exp 3 (Appendix I.3): (x_1, x_2, y) uniform on {(±1, 0, +1), (0, ±1, −1)},
     x_3..x_d i.i.d. Uniform[−1, 1]; so y = x_1² − x_2² (a 45°-rotated XOR). Needs d ≥ 2."""
     n, d = check_positive_int("n", n), check_positive_int("d", d, minimum=2)
     gen = _generator(seed)

@@ -1,14 +1,15 @@
-r"""Feature-learning diagnostics as tidy tables (spec §1.7 feature-learning remark, §5.4, §6).
+r"""Feature-learning diagnostics as tidy tables (the feature-learning remark of Section 2, Figure 4).
 
-:class:`FeatureTracker` is a callback for :func:`wideflow.train` and :func:`wideflow.flow.gradient_flow`: at each
+:class:`FeatureTracker` is a callback for :func:`wideflow.train` and :func:`wideflow.gradient_flow`: at each
 logged state it adds the columns
 
 - ``feature_displacement``: the mean over neurons of the RMS over training points of |h_i^t(x_a) − h_i^0(x_a)|,
   and ``relative_feature_displacement`` = ‖H_t − H_0‖_F / ‖H_0‖_F;
 - ``weight_change``: ‖W_t − W_0‖_F / ‖W_0‖_F, computed from the features alone: W_t − W_0 = B_t Φ and
-  H_t − H_0 = s_h D B_t G (spec §8), so ‖W_t − W_0‖_F² = tr(ΔH G⁺ ΔHᵀ) / (s_h² D), exact for every engine;
-- ``kernel_drift``: ‖K_t − K_0‖_F / ‖K_0‖_F for the tangent kernel K_t of spec §1.7 (O(1) under the paper's
-  scaling, O(1/√m) under NTK);
+  H_t − H_0 = s_h D B_t G (docs/theory.md §8), so ‖W_t − W_0‖_F² = tr(ΔH G⁺ ΔHᵀ) / (s_h² D), exact for
+  every engine;
+- ``kernel_drift``: ‖K_t − K_0‖_F / ‖K_0‖_F for the tangent kernel K_t of docs/theory.md §3 (O(1) under the
+  paper's scaling, O(1/√m) under NTK);
 - ``kernel_alignment``: the kernel-target alignment yᵀK_t y / (‖K_t‖_F ‖y‖²) (Cristianini et al.);
 - ``eta``: η_t = min_a (1/m) #{i : h_i^t(x_a) ∈ I} of Lemma 1.
 
@@ -28,11 +29,12 @@ import pandas as pd
 import torch
 
 from ._tensor import as_tensor, check_shape
-from .dynamics import TrainState, train
-from .errors import InvalidArgument, InvalidShape, InvalidType, check_positive_int, check_seed
+from .errors import InvalidArgument, InvalidShape, InvalidType, check_non_empty, check_positive_int, check_seed
+from .fits import fit_power
 from .kernels import gram, tangent_kernel
-from .model import WideNet
-from .theory import _non_empty, active_fraction, fit_power
+from .model import WideNet, check_model
+from .theory import active_fraction
+from .training import TrainState, train
 
 __all__ = [
     "FeatureTracker",
@@ -60,7 +62,7 @@ def _matrix(argument: str, value: Any, names: str, *, square: bool = False) -> t
 
 
 def kernel_drift(K0: torch.Tensor, Kt: torch.Tensor) -> float:
-    """‖K_t − K_0‖_F / ‖K_0‖_F (spec §6)."""
+    """‖K_t − K_0‖_F / ‖K_0‖_F (docs/theory.md §3)."""
     K0 = _matrix("K0", K0, "(n, n)", square=True)
     Kt = check_shape("Kt", Kt, tuple(K0.shape), "(n, n)", " to match K0")
     return float(torch.linalg.matrix_norm(Kt - K0) / torch.linalg.matrix_norm(K0))
@@ -75,9 +77,8 @@ def kernel_target_alignment(K: torch.Tensor, y: torch.Tensor) -> float:
 
 def relative_weight_change(model_0: WideNet, model_t: WideNet) -> float:
     """‖W_t − W_0‖_F / ‖W_0‖_F from two models (materializes both W)."""
-    for name, model in (("model_0", model_0), ("model_t", model_t)):
-        if not isinstance(model, WideNet):
-            raise InvalidType(f"{name} must be a wideflow WideNet; got {type(model).__name__}.")
+    check_model(model_0, "model_0")
+    check_model(model_t, "model_t")
     if (model_t.m, model_t.D) != (model_0.m, model_0.D):
         raise InvalidShape(
             f"model_t has W of shape (m, D) = ({model_t.m}, {model_t.D}); expected ({model_0.m}, {model_0.D}) to "
@@ -98,7 +99,7 @@ def neuron_displacement(H0: torch.Tensor, Ht: torch.Tensor) -> pd.DataFrame:
 
 
 class FeatureTracker:
-    """A ``callbacks`` entry for :func:`wideflow.train` / :func:`wideflow.flow.gradient_flow` (module docstring).
+    """A ``callbacks`` entry for :func:`wideflow.train` / :func:`wideflow.gradient_flow` (module docstring).
 
     Parameters
     ----------
@@ -113,9 +114,7 @@ class FeatureTracker:
 
     def __init__(self, model: WideNet, X: Any, y: Any = None, *, scatter_times: Iterable[float] = (),
                  scatter_points: tuple[int, int] = (0, 1), interval: tuple[float, float] | None = None) -> None:
-        if not isinstance(model, WideNet):
-            raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
-        X = model._input(X)
+        X = check_model(model).input(X)
         n = X.shape[0]
         self.y = None if y is None else as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=n)
         self.act = model.activation
@@ -209,16 +208,14 @@ def width_sweep(
     """
     from tqdm.auto import tqdm
 
-    from .theory import _show
-
     if not callable(make_model):
         raise InvalidType(f"make_model must be a callable (m, scaling, seed) -> WideNet; got {make_model!r}.")
-    widths = [check_positive_int("widths", m) for m in _non_empty("widths", widths, "widths m >= 1")]
-    scalings = _non_empty("scalings", scalings, "scaling names")
-    seeds = [check_seed("seeds", seed) for seed in _non_empty("seeds", seeds, "integer seeds")]
+    widths = [check_positive_int("widths", m) for m in check_non_empty("widths", widths, "widths m >= 1")]
+    scalings = check_non_empty("scalings", scalings, "scaling names")
+    seeds = [check_seed("seeds", seed) for seed in check_non_empty("seeds", seeds, "integer seeds")]
     grid = [(s, m, seed) for s in scalings for m in widths for seed in seeds]
     frames = []
-    for scaling, m, seed in tqdm(grid, desc="width sweep", disable=not _show(progress)):
+    for scaling, m, seed in tqdm(grid, desc="width sweep", disable=None if progress is None else not progress):
         model = make_model(m, scaling, seed)
         tracker = FeatureTracker(model, X, y)
         res = train(model, X, y, steps=steps, step_size=step_size, X_test=X_test, y_test=y_test,
@@ -231,7 +228,7 @@ def width_sweep(
 
 def sweep_exponents(sweep: pd.DataFrame, metric: str = "kernel_drift", time: float | None = None) -> pd.DataFrame:
     """For each scaling, the exponent p of metric ≈ C m^p at ``time`` (default: the last logged time), from
-    :func:`wideflow.theory.fit_power` over widths (seeds averaged): scaling, exponent, prefactor, r2."""
+    :func:`wideflow.fits.fit_power` over widths (seeds averaged): scaling, exponent, prefactor, r2."""
     if metric not in sweep:
         raise InvalidArgument(f"sweep has no column {metric!r}; its columns are {list(sweep.columns)}.")
     t = sweep["time"].max() if time is None else time

@@ -75,11 +75,11 @@ class TrainingDiverged(WideflowError, RuntimeError):
     step:
         The GD step at which divergence was detected.
     last_finite_state:
-        The :class:`wideflow.dynamics.TrainState` of the last logged step whose loss was finite
+        The :class:`wideflow.training.TrainState` of the last logged step whose loss was finite
         (``None`` if the very first evaluation already failed).
     max_stable_step_size:
         ``2 N / λ_max(K_0)``, the largest step size for which GD on the linearized dynamics is stable,
-        from the tangent kernel K_0 at initialization (spec §1.7).
+        from the tangent kernel K_0 at initialization (docs/theory.md §3).
     history:
         The history rows logged before divergence, as a ``pandas.DataFrame``.
     """
@@ -182,6 +182,16 @@ def check_bool(argument: str, value: Any, *, allow_none: bool = False) -> bool |
         return value
     expected = "True, False or None" if allow_none else "True or False"
     raise InvalidType(f"{argument} must be {expected}; got {type(value).__name__} {value!r}.")
+
+
+def check_non_empty(argument: str, values: Any, what: str) -> list[Any]:
+    """``values`` as a list, refusing a string, a non-iterable or an empty collection (``what``: its entries)."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidType(f"{argument} must be a list of {what}; got {type(values).__name__} {values!r}.")
+    values = list(values)
+    if not values:
+        raise InvalidArgument(f"{argument} is empty; expected a non-empty list of {what}.")
+    return values
 
 
 def _np_integer() -> type:

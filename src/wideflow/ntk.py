@@ -1,4 +1,4 @@
-r"""The infinite-width kernel of the NTK regime and its closed-form training dynamics (spec §1.7, §4).
+r"""The infinite-width kernel of the NTK regime and its closed-form training dynamics (docs/theory.md §3, §6).
 
 Under every scaling of Table 1, one GD step moves the training outputs by −(δ/N) K_t e to first order, with
 the tangent kernel of the trained layer K_t = (1/m) Σ_i c_i² σ'(h_i^t(x_a)) σ'(h_i^t(x_b)) G_ab
@@ -31,8 +31,10 @@ import torch
 
 from ._tensor import as_tensor
 from .activations import Activation, get_activation
+from .engines import REDUCTIONS
 from .errors import InvalidArgument, InvalidShape, check_choice, check_positive_float
 from .kernels import DEFAULT_NODES, dual_kernel, expected_gram, gram, limit_gram
+from .model import check_model
 
 __all__ = ["ntk_kernel", "ntk_kernel_of", "gradient_descent_mse", "ntk_predictor", "NTKPredictor"]
 
@@ -46,7 +48,8 @@ def _theta(G12: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor, act: Activatio
 
 def ntk_kernel(X: Any, X2: Any = None, activation: str | Activation = "relu", c_hat: float = 1.0, depth: int = 1,
                *, nodes: int = DEFAULT_NODES) -> torch.Tensor:
-    """Θ(X, X2) = ĉ² E[σ'(u)σ'(v)] ⊙ Ḡ, the m, D → ∞ limit of the tangent kernel K_0 (spec §1.7), float64.
+    """Θ(X, X2) = ĉ² E[σ'(u)σ'(v)] ⊙ Ḡ, the m, D → ∞ limit of the tangent kernel K_0, float64
+    (docs/theory.md §3).
 
     Ḡ = :func:`~wideflow.kernels.limit_gram` with the same ``depth`` (0: shallow net, 1: P-3L, L−2: the
     partially-trained L-layer net); (u, v) ~ N(0, Ḡ restricted to the pair).
@@ -68,16 +71,13 @@ def ntk_kernel_of(model: Any, X: Any, X2: Any = None, *, limit: str = "both",
     (G replaced by :func:`~wideflow.kernels.expected_gram`, which is G itself for deterministic
     embeddings). In the model's dtype and device.
     """
-    from .model import WideNet
-
-    if not isinstance(model, WideNet):
-        raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
+    check_model(model)
     limit = check_choice("limit", limit, LIMITS)
     kernel = gram if limit == "m" else expected_gram
-    X = model._input(X)
-    G12 = kernel(model, X, None if X2 is None else model._input(X2, "X2"))
+    X = model.input(X)
+    G12 = kernel(model, X, None if X2 is None else model.input(X2, "X2"))
     g1 = torch.diagonal(G12) if X2 is None else torch.diagonal(kernel(model, X))
-    g2 = torch.diagonal(G12) if X2 is None else torch.diagonal(kernel(model, model._input(X2, "X2")))
+    g2 = torch.diagonal(G12) if X2 is None else torch.diagonal(kernel(model, model.input(X2, "X2")))
     c2 = float((model.c**2).mean())
     return _theta(G12.double(), g1.double(), g2.double(), model.activation, c2, nodes).to(model.dtype)
 
@@ -165,10 +165,9 @@ def gradient_descent_mse(k_train_train: Any, y_train: Any, *, reduction: str = "
     fixed kernel Θ = ``k_train_train`` (n, n), like neural-tangents' ``predict.gradient_descent_mse``.
 
     ``f_train_0``/``f_test_0``: outputs at t = 0 (default 0, as for the symmetrized NTK model);
-    ``k_test_train`` (n_test, n): Θ(X_test, X) for test predictions.
+    ``k_test_train`` (n_test, n): Θ(X_test, X) for test predictions. ``reduction``: "mean" (N = n, the
+    default of every wideflow function, so that rates compare with those of :func:`wideflow.train`) or "sum".
     """
-    from .dynamics import REDUCTIONS
-
     reduction = check_choice("reduction", reduction, REDUCTIONS)
     K = as_tensor("k_train_train", k_train_train, ndim=2, dtype=torch.float64)
     n = K.shape[0]
@@ -205,15 +204,11 @@ def ntk_predictor(model: Any, X: Any, y: Any, X_test: Any = None, *, reduction: 
     Under ``scaling="ntk"`` a finite model approaches this prediction as m (and D) grow; under "ours" and
     "mf" the kernel moves by O(1) during training and the prediction is only the linearization at t = 0.
     """
-    from .model import WideNet
-
-    if not isinstance(model, WideNet):
-        raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
-    X = model._input(X)
+    X = check_model(model).input(X)
     K = ntk_kernel_of(model, X, limit=limit, nodes=nodes)
     kw: dict[str, Any] = {}
     if X_test is not None:
-        Xs = model._input(X_test, "X_test")
+        Xs = model.input(X_test, "X_test")
         kw = {"k_test_train": ntk_kernel_of(model, Xs, X, limit=limit, nodes=nodes).cpu(),
               "f_test_0": model(Xs).cpu()}
     yt = as_tensor("y", y, ndim=1, dtype=torch.float64, rows=X.shape[0])

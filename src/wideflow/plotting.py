@@ -1,5 +1,5 @@
 """Matplotlib figures over the tidy tables of :mod:`wideflow.theory`, :mod:`wideflow.diagnostics` and
-:mod:`wideflow.flow`. Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (so it
+:mod:`wideflow.gradflow`. Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (so it
 works under any backend, Agg included, and never opens a window); pass ``ax`` to draw into an existing axes,
 and save with :func:`save_figure`.
 """
@@ -126,7 +126,7 @@ def plot_displacement(df: pd.DataFrame, *, ax: Axes | None = None, bins: int = 4
 
 
 def plot_gd_vs_flow(df: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
-    """:func:`wideflow.flow.compare_gd_to_flow`: max |f_GD − f_GF| against the step δ, with a slope-1 guide."""
+    """:func:`wideflow.compare_gd_to_flow`: max |f_GD − f_GF| against the step δ, with a slope-1 guide."""
     _require(df, "step_size", "max_abs_f")
     fig, ax = _axes(ax)
     ax.loglog(df["step_size"], df["max_abs_f"], "o-", label=r"$\max_a |f_{GD} - f_{GF}|$")

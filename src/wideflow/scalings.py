@@ -1,10 +1,10 @@
-r"""The three width scalings of Table 1 (spec §4), side by side.
+r"""The three width scalings of Table 1 (docs/theory.md §6), side by side.
 
 All three share the model f(x) = s_o Σ_i c_i σ(h_i(x)), h_i(x) = s_h Σ_j W_ij φ_j(x), the laws
 c_i = ±ĉ (Rademacher), W_ij ~ N(0, 1), and GD on W with raw learning rate η = δ·(lr factor):
 
 ==========  ==============  ==============  ======================  ====================  ===========
-scaling     output s_o      hidden s_h      GD on W                  init                  γ (spec §8)
+scaling     output s_o      hidden s_h      GD on W                  init                  γ
 ==========  ==============  ==============  ======================  ====================  ===========
 ``ours``    1/m             1/√D            W ← W − δ·m·∇_W L        plain                 1
 ``ntk``     1/√m            1/√D            W ← W − δ·∇_W L          symmetrized, f_0 ≡ 0  1/√m
@@ -14,7 +14,7 @@ scaling     output s_o      hidden s_h      GD on W                  init       
 "ours" is eqs. (2)-(3) with the GD rule (9); "ntk" replaces 1/m by 1/√m in (4); "mf" replaces 1/√D by 1/D
 in (5). Each learning-rate factor is the one that makes the tangent kernel of the trained layer,
 K_ab = (1/m) Σ_i c_i² σ'(h_i(x_a)) σ'(h_i(x_b)) G_ab, of order one in every scaling; with it the features
-move by ΔH = −(δγ/N) [c ⊙ σ'(H) ⊙ e] G per step (spec §8), and one GD step is GF time δ.
+move by ΔH = −(δγ/N) [c ⊙ σ'(H) ⊙ e] G per step (docs/theory.md §8), and one GD step is GF time δ.
 
 The NTK symmetrization (Chizat, Oyallon & Bach): m is even, neurons m/2+1..m copy the rows of W of
 neurons 1..m/2 and negate their c, so f_0 ≡ 0 exactly; the pairs separate during training because
@@ -61,7 +61,7 @@ class Scaling:
         return 1.0 if self.name == "ntk" else float(m)
 
     def gamma(self, m: int, D: int) -> float:
-        """The prefactor γ = η s_o s_h² D / δ of the kernel-space update (spec §8): 1, 1/√m or 1."""
+        """The prefactor γ = η s_o s_h² D / δ of the kernel-space update (docs/theory.md §8): 1, 1/√m or 1."""
         return self.lr_factor(m, D) * self.s_o(m) * self.s_h(D) ** 2 * D
 
 

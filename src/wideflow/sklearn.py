@@ -15,8 +15,6 @@ The model has no output bias (the paper's f has none), so targets far from zero 
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 try:
@@ -32,34 +30,34 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 import numpy as np
 import torch
 
-from .dynamics import max_stable_step_size, train
-from .embeddings import Quadratic
 from .errors import InvalidArgument, InvalidType, check_choice, check_positive_int
-from .model import P3L, PartiallyTrained, Shallow, WideNet, load
+from .kernels import max_stable_step_size
+from .model import WideNet
+from .registry import build_model
+from .training import train
 
 __all__ = ["WideNetRegressor"]
-
-EMBEDDINGS = ("random_features", "shallow", "quadratic")
 
 
 class WideNetRegressor(RegressorMixin, BaseEstimator):
     r"""Least-squares regression with the general model (2)-(3), only W trained, by full-batch GD (9).
 
     f(x) = s_o Σ_i c_i σ(h_i(x)), h_i(x) = s_h Σ_j W_ij φ_j(x), with (s_o, s_h) and the learning-rate factor of
-    Table 1 for ``scaling`` (spec §4). ``fit`` runs :func:`wideflow.train` from the initialization drawn with
+    Table 1 for ``scaling`` (docs/theory.md §6). ``fit`` runs :func:`wideflow.train` from the initialization drawn with
     ``random_state``; everything is deterministic given it.
 
     Parameters
     ----------
-    embedding:
-        Φ: ``"random_features"`` (the P-3L net of eqs. (4)-(5), or the L-layer net of Appendix H for
-        ``depth`` > 3), ``"shallow"`` (Φ(x) = x, eq. (1)) or ``"quadratic"`` (Φ(x) = vec(xxᵀ), Exp 2).
+    kind:
+        The model kind, a name of :data:`wideflow.registry.MODEL_KINDS`: ``"p3l"`` (the P-3L net of
+        eqs. (4)-(5)), ``"deep"`` (the L-layer net of Appendix H), ``"shallow"`` (Φ(x) = x, eq. (1)) or
+        ``"quadratic"`` (Φ(x) = vec(xxᵀ), Exp 2).
     m:
         Width of the trained layer.
     D:
-        Embedding dimension for ``"random_features"`` (``None``: D = m); must stay ``None`` otherwise.
+        Embedding dimension of ``"p3l"`` and ``"deep"`` (``None``: D = m); the other kinds fix it (d, d²).
     depth:
-        L ≥ 3 for ``"random_features"`` (3 is P-3L); must stay 3 otherwise.
+        L ≥ 3 for ``"deep"`` (``None``: the kind's default, 3); the other kinds have none.
     activation, scaling, c_hat:
         σ, the scaling ("ours", "ntk", "mf") and ĉ of Assumption 1, as in :class:`wideflow.WideNet`.
     steps, reduction, method:
@@ -67,7 +65,7 @@ class WideNetRegressor(RegressorMixin, BaseEstimator):
     step_size:
         δ (GF time = steps·δ), or ``"auto"``: the paper's δ = 1 unless GD linearized at initialization is
         unstable there, in which case half its stability limit, δ = min(1, ½·2N/λ_max(K_0)) (see
-        :func:`wideflow.dynamics.max_stable_step_size`). Inputs far from unit scale (say ‖x‖²/d ≫ 1) need it.
+        :func:`wideflow.kernels.max_stable_step_size`). Inputs far from unit scale (say ‖x‖²/d ≫ 1) need it.
     train_c, bias:
         Beyond the paper: also train c, and add trained biases b_i.
     random_state:
@@ -89,10 +87,10 @@ class WideNetRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        embedding: str = "random_features",
+        kind: str = "p3l",
         m: int = 256,
         D: int | None = None,
-        depth: int = 3,
+        depth: int | None = None,
         activation: str = "relu",
         scaling: str = "ours",
         c_hat: float = 1.0,
@@ -107,7 +105,7 @@ class WideNetRegressor(RegressorMixin, BaseEstimator):
         device: str = "cpu",
         verbose: bool = False,
     ) -> None:
-        self.embedding = embedding
+        self.kind = kind
         self.m = m
         self.D = D
         self.depth = depth
@@ -159,15 +157,15 @@ class WideNetRegressor(RegressorMixin, BaseEstimator):
         """The two tags that differ from a plain regressor's, each for a reason of the model itself:
 
         - ``non_deterministic`` when ``random_state`` is ``None`` or a ``RandomState`` (a new seed per fit);
-        - ``regressor_tags.poor_score`` for ``embedding="quadratic"``: then f(−x) = f(x) for every x, since
+        - ``regressor_tags.poor_score`` for ``kind="quadratic"``: then f(−x) = f(x) for every x, since
           h_i(x) = xᵀW_i x/d, so no training can fit the linear target of scikit-learn's score check.
         """
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None or isinstance(self.random_state, np.random.RandomState)
-        tags.regressor_tags.poor_score = self.embedding == "quadratic"
+        tags.regressor_tags.poor_score = self.kind == "quadratic"
         return tags
 
-    # ------------------------------------------------------------------ model and pickling
+    # ------------------------------------------------------------------ model
     def _seed(self) -> int:
         if isinstance(self.random_state, bool):
             raise InvalidType(f"random_state must be an int, None or a RandomState; got {self.random_state!r}.")
@@ -181,36 +179,6 @@ class WideNetRegressor(RegressorMixin, BaseEstimator):
 
     def _build_model(self, d: int) -> WideNet:
         """The untrained model for inputs of dimension ``d``, from the constructor arguments."""
-        embedding = check_choice("embedding", self.embedding, EMBEDDINGS)
-        kw = dict(activation=self.activation, scaling=self.scaling, c_hat=self.c_hat, seed=self._seed(),
-                  dtype=self.dtype, device=self.device, train_c=self.train_c, bias=self.bias)
-        if embedding != "random_features":
-            if self.D is not None or self.depth != 3:
-                raise InvalidArgument(
-                    f"D={self.D!r} and depth={self.depth!r} only apply to embedding='random_features'; with "
-                    f"embedding={embedding!r} leave them at D=None, depth=3."
-                )
-            if embedding == "shallow":
-                return Shallow(d, self.m, **kw)
-            return WideNet(Quadratic(d), self.m, **kw)
-        if self.depth == 3:
-            return P3L(d, self.m, self.D, **kw)
-        return PartiallyTrained(d, self.m, self.D, depth=self.depth, **kw)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # A WideNet holds activation functions (lambdas) that pickle cannot store; the fitted model travels
-        # as the bytes of WideNet.save, from which wf.load rebuilds it with identical predictions.
-        state = dict(super().__getstate__())  # on Python ≥ 3.11 it is self.__dict__ itself, not a copy
-        if "model_" in state:
-            with tempfile.TemporaryDirectory() as tmp:
-                state["model_"] = (self.model_.save(Path(tmp) / "model.pt").read_bytes(), str(self.model_.device))
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if "model_" in state:
-            data, device = state["model_"]
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "model.pt"
-                path.write_bytes(data)
-                state["model_"] = load(path, device=device)
-        super().__setstate__(state)
+        return build_model(self.kind, d, self.m, D=self.D, depth=self.depth, activation=self.activation,
+                           scaling=self.scaling, c_hat=self.c_hat, seed=self._seed(), dtype=self.dtype,
+                           device=self.device, train_c=self.train_c, bias=self.bias)

@@ -1,16 +1,19 @@
 r"""The paper's theorems as measurements: spectra, Condition 1, rates, Lemma 1, and the assumption checker.
 
-- Spectra (spec §1.7, §2.1): λ_min, λ_max, condition number, G_min = min_a G_aa, G_max = max_a G_aa of G and Ḡ.
-- Condition 1 (spec §2.1): ‖G^(1) − Ḡ^(1)‖ (operator norm) over a range of D and seeds; it decays like
-  D^{-1/2} and falls below λ_min(Ḡ)/2, the level Theorem 2's proof needs (spec §2.6), once D is large.
+- Spectra (eq. (15)): λ_min, λ_max, condition number, G_min = min_a G_aa, G_max = max_a G_aa of G and Ḡ.
+- Condition 1 (docs/theory.md §5): ‖G^(1) − Ḡ^(1)‖ (operator norm) over a range of D and seeds; it decays like
+  D^{-1/2} and falls below λ_min(Ḡ)/2, the level Theorem 2's proof needs (Appendix F), once D is large.
 - Rates: the fitted linear rate of log L_t (slope of a least-squares line over a window, with R²); the PL
-  bound 2ĉ²λ_min(G)K_σ'²/N of spec §1.8 for σ with |σ'| ≥ K_σ' everywhere; Lemma 1's quantities η_t, η̂_0, κ
-  and its guaranteed rate (spec §2.3); Lemma 3's constant K(I, λ_1, λ_2) and width condition (spec §2.2).
+  bound 2ĉ²λ_min(G)K_σ'²/N (docs/theory.md §5) for σ with |σ'| ≥ K_σ' everywhere; Lemma 1's quantities η_t,
+  η̂_0, κ and its guaranteed rate (Appendix D); Lemma 3's constant K(I, λ_1, λ_2) and width condition (Appendix E).
 - :func:`check`: which of Assumptions 1-4 and Condition 1 hold for a concrete model and data set, which
   theorem or corollary therefore applies, and the rate that can be guaranteed explicitly.
 
-Loss normalization (spec §1.8): L = (1/2N) Σ_a e_a², N = 1 ("sum", the paper's statements) or n ("mean"). All
-rates are per unit of GF time and carry the 1/N; Lemma 1's condition involves the sum loss N·L_0.
+Loss normalization (docs/theory.md §2): L = (1/2N) Σ_a e_a² with N = n (``reduction="mean"``, the default of
+every function here, as of :func:`wideflow.train`) or N = 1 (``"sum"``, the form of the paper's statements).
+All rates are per unit of GF time and carry the 1/N, so a bound computed with the default is directly
+comparable with the rate fitted on a run trained with the default; Lemma 1's condition involves the sum loss
+N·L_0 whatever the reduction. Fits of rates and powers live in :mod:`wideflow.fits` (re-exported here).
 """
 
 from __future__ import annotations
@@ -26,16 +29,19 @@ import torch
 from ._tensor import as_tensor
 from .activations import Activation
 from .embeddings import DeepRandomFeatures, Identity, RandomFeatures
+from .engines import REDUCTIONS
 from .errors import (
     InvalidArgument,
     InvalidShape,
-    InvalidType,
     check_choice,
+    check_non_empty,
     check_positive_float,
     check_positive_int,
     check_seed,
 )
+from .fits import fit_power, fit_rate
 from .kernels import expected_gram, gram, limit_depth, limit_gram
+from .model import check_model
 
 __all__ = [
     "spectrum",
@@ -57,7 +63,6 @@ __all__ = [
     "format_check",
 ]
 
-_REDUCTIONS = ("sum", "mean")
 
 
 # ---------------------------------------------------------------------------------------------- spectra
@@ -93,7 +98,7 @@ def concentration(
     """Condition 1 as a measurement: ‖G − Ḡ‖ for random embeddings of width D, over ``Ds`` × ``seeds``.
 
     Each row: D, seed, op_error = ‖G − Ḡ‖₂, rel_error = op_error/λ_max(Ḡ), lambda_min_G, lambda_min_Gbar and
-    condition1 = (op_error ≤ λ_min(Ḡ)/2), the level Theorem 2's proof needs (spec §2.6). ``depth`` counts the
+    condition1 = (op_error ≤ λ_min(Ḡ)/2), the level Theorem 2's proof needs (Appendix F). ``depth`` counts the
     fixed random layers (1: P-3L, eq. (5); more: Appendix H). :func:`fit_power` on (D, op_error) gives the
     decay exponent (≈ −½).
     """
@@ -101,13 +106,13 @@ def concentration(
 
     X = as_tensor("X", X, ndim=2, dtype=torch.float64)
     depth = check_positive_int("depth", depth)
-    Ds = [check_positive_int("Ds", D) for D in _non_empty("Ds", Ds, "embedding widths D >= 1")]
-    seeds = [check_seed("seeds", s) for s in _non_empty("seeds", seeds, "integer seeds")]
+    Ds = [check_positive_int("Ds", D) for D in check_non_empty("Ds", Ds, "embedding widths D >= 1")]
+    seeds = [check_seed("seeds", s) for s in check_non_empty("seeds", seeds, "integer seeds")]
     Gbar = limit_gram(X, activation=activation, depth=depth)
     lam_bar = torch.linalg.eigvalsh(Gbar)
     rows = []
     grid = [(D, s) for D in Ds for s in seeds]
-    for D, seed in tqdm(grid, desc="Condition 1", disable=not _show(progress)):
+    for D, seed in tqdm(grid, desc="Condition 1", disable=None if progress is None else not progress):
         emb = (RandomFeatures(X.shape[1], D, activation, seed) if depth == 1
                else DeepRandomFeatures(X.shape[1], D, depth, activation, seed))
         G = gram(emb, X)
@@ -118,100 +123,29 @@ def concentration(
     return pd.DataFrame(rows)
 
 
-def _non_empty(argument: str, values: Any, what: str) -> list[Any]:
-    """``values`` as a list, refusing a string, a non-iterable or an empty collection."""
-    if isinstance(values, str) or not isinstance(values, Iterable):
-        raise InvalidType(f"{argument} must be a list of {what}; got {type(values).__name__} {values!r}.")
-    values = list(values)
-    if not values:
-        raise InvalidArgument(f"{argument} is empty; expected a non-empty list of {what}.")
-    return values
-
-
-def _show(progress: bool | None) -> bool:
-    import sys
-
-    return sys.stderr.isatty() if progress is None else bool(progress)
-
-
-# ---------------------------------------------------------------------------------------------- fits
-def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares y ≈ a + b x: (b, a, R²); R² = 1 for an exact line."""
-    if x.size < 2:
-        raise InvalidArgument(f"a fit needs at least 2 points; got {x.size}.")
-    b, a = np.polyfit(x, y, 1)
-    ss_res = float(((y - (a + b * x)) ** 2).sum())
-    ss_tot = float(((y - y.mean()) ** 2).sum())
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
-    return float(b), float(a), r2
-
-
-def fit_power(x: Any, y: Any) -> dict[str, float]:
-    """Fit y ≈ C x^p on a log-log scale (e.g. the decay of ‖G − Ḡ‖ with D, or a diagnostic with m):
-    returns exponent p, prefactor C and R² of the log-log line. Repeated x (seeds) are averaged first."""
-    df = pd.DataFrame({"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float)})
-    if (df["x"] <= 0).any() or (df["y"] <= 0).any():
-        raise InvalidArgument("fit_power needs positive x and y (it fits a line to log y against log x).")
-    mean = df.groupby("x", sort=True)["y"].mean()
-    p, log_c, r2 = _linear_fit(np.log(mean.index.to_numpy()), np.log(mean.to_numpy()))
-    return {"exponent": p, "prefactor": math.exp(log_c), "r2": r2}
-
-
-def fit_rate(
-    history: pd.DataFrame,
-    window: tuple[float, float] | None = None,
-    *,
-    time: str = "time",
-    loss: str = "train_loss",
-    floor: float = 1e-24,
-) -> dict[str, float]:
-    """The linear rate r of log L_t ≈ a − r t, fitted by least squares over ``window`` = (t_start, t_end).
-
-    Points with L ≤ ``floor``·L_0 are dropped (float64 round-off makes log L flat near 1e-30·L_0, which would
-    bias the slope). Returns rate, intercept (= a), r2 (goodness of fit of the line), t_start, t_end, points.
-    """
-    if not isinstance(history, pd.DataFrame):
-        raise InvalidType(f"history must be a pandas DataFrame (such as wf.train(...).history); got "
-                          f"{type(history).__name__} {history!r}.")
-    for col in (time, loss):
-        if col not in history:
-            raise InvalidArgument(f"history has no column {col!r}; its columns are {list(history.columns)}.")
-    floor = check_positive_float("floor", floor)
-    t = history[time].to_numpy(dtype=float)
-    L = history[loss].to_numpy(dtype=float)
-    keep = np.isfinite(L) & (L > floor * L[0])
-    if window is not None:
-        lo, hi = window
-        if not lo < hi:
-            raise InvalidArgument(f"window must be (t_start, t_end) with t_start < t_end; got {window!r}.")
-        keep &= (t >= lo) & (t <= hi)
-    if keep.sum() < 2:
-        raise InvalidArgument(f"fewer than 2 points of {loss!r} are in the window {window!r} above the floor.")
-    slope, intercept, r2 = _linear_fit(t[keep], np.log(L[keep]))
-    return {"rate": -slope, "intercept": intercept, "r2": r2, "t_start": float(t[keep][0]),
-            "t_end": float(t[keep][-1]), "points": int(keep.sum())}
-
-
 # ---------------------------------------------------------------------------------------------- PL bound
 def _N(reduction: str, n: int) -> float:
-    return 1.0 if check_choice("reduction", reduction, _REDUCTIONS) == "sum" else float(n)
+    return 1.0 if check_choice("reduction", reduction, REDUCTIONS) == "sum" else float(n)
 
 
-def pl_bound(model: Any, X: Any, reduction: str = "sum") -> float:
-    """The PL rate 2 ĉ² λ_min(G) K_σ'² / N of spec §1.8: L_t ≤ L_0 e^{−rate·t} along the gradient flow.
+def pl_bound(model: Any, X: Any, reduction: str = "mean") -> float:
+    """The PL rate 2ĉ²λ_min(G)K_σ'²/N (docs/theory.md §5): L_t ≤ L_0 e^{−rate·t} along the gradient flow.
 
     From (14) and the Schur product theorem, λ_min(K_t) ≥ min_a (1/m) Σ_i c_i² σ'(h_i(x_a))² λ_min(G) ≥
     ĉ² K_σ'² λ_min(G) when |σ'| ≥ K_σ' on the whole line (linear, leaky and smoothed leaky ReLU, cubic is
     not: its σ' vanishes at 0). ĉ² is min_i c_i² of the model. Valid in every scaling of Table 1.
+
+    ``reduction``: "mean" (N = n, the default, as for :func:`wideflow.train`, so that the bound compares
+    with the fitted rate of a run without conversion) or "sum" (N = 1, the paper's statements).
     """
-    act = model.activation
+    act = check_model(model).activation
     if not act.globally_active:
         raise InvalidArgument(
             f"the PL bound needs |σ'| >= K_σ' > 0 on the whole line; activation {act!r} has the active interval "
             f"{act.interval} only. Use lemma1() for a rate that holds on an interval, or a globally active σ "
             "(linear, leaky_relu, smooth_leaky_relu)."
         )
-    X = model._input(X)
+    X = model.input(X)
     lam = spectrum(gram(model, X).cpu())["lambda_min"]
     c2 = float((model.c**2).min())
     return 2 * c2 * max(lam, 0.0) * act.k_sigma**2 / _N(reduction, X.shape[0])
@@ -225,12 +159,12 @@ def active_fraction(H: torch.Tensor, interval: tuple[float, float]) -> torch.Ten
 
 
 def eta(H: torch.Tensor, interval: tuple[float, float]) -> float:
-    """η_t = min_a (1/m) #{i : h_i^t(x_a) ∈ I} (spec §2.3), for features H (m, n)."""
+    """η_t = min_a (1/m) #{i : h_i^t(x_a) ∈ I} (Lemma 1), for features H (m, n)."""
     return float(active_fraction(H, interval).min())
 
 
 def middle_third(interval: tuple[float, float]) -> tuple[float, float]:
-    """I_0 = (I_l + ξ, I_r − ξ) with ξ = (I_r − I_l)/3 (spec §2.3); I must be bounded."""
+    """I_0 = (I_l + ξ, I_r − ξ) with ξ = (I_r − I_l)/3 (Lemma 1); I must be bounded."""
     lo, hi = interval
     if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
         raise InvalidArgument(f"interval must be bounded with I_l < I_r for Lemma 1; got {interval!r}. "
@@ -260,7 +194,7 @@ def lemma_interval(activation: Activation, G_max: float, width: float = 3.0) -> 
 
 
 def kappa(lambda_1: float, lambda_2: float, k_sigma: float, interval: tuple[float, float]) -> float:
-    """κ(λ_1, λ_2) = 9 λ_2 / (2 λ_1 K_σ' (I_r − I_l)) of Lemma 1 (spec §2.3), used with (λ_min(G), λ_max(G))."""
+    """κ(λ_1, λ_2) = 9 λ_2 / (2 λ_1 K_σ' (I_r − I_l)) of Lemma 1, used with (λ_min(G), λ_max(G))."""
     lo, hi = interval
     if not lambda_1 > 0:
         raise InvalidArgument(f"lambda_1 must be > 0 (λ_min(G) > 0 is a hypothesis of Lemma 1); got {lambda_1!r}.")
@@ -275,17 +209,18 @@ def lemma1_envelope(eta_hat: float, kappa_value: float, c_hat: float, L0_sum: fl
     return np.maximum(inner, 0.0) ** (2.0 / 3.0)
 
 
-def lemma1(model: Any, X: Any, y: Any, reduction: str = "sum",
+def lemma1(model: Any, X: Any, y: Any, reduction: str = "mean",
            interval: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Lemma 1 (spec §2.3) at the model's current parameters, as numbers.
+    """Lemma 1 (Appendix D) at the model's current parameters, as numbers.
 
     I defaults to :func:`lemma_interval` (σ's active interval, bounded at 3√G_max). Returns interval, I_0,
     eta_0 (η at t = 0), eta_hat_0 (η̂_0, eq. (18)), kappa (κ(λ_min(G), λ_max(G))), c_hat (min_i |c_i|), L0 (the
     loss with this reduction) and L0_sum, margin = η̂_0^{3/2} − κ√L0_sum/ĉ, applies (margin > 0 and
     λ_min(G) > 0) and rate: where it applies, L_t ≤ L_0 e^{−rate·t} with
-    rate = 2ĉ² λ_min(G) K_σ'² margin^{2/3} / N; otherwise ``None``.
+    rate = 2ĉ² λ_min(G) K_σ'² margin^{2/3} / N; otherwise ``None``. N = n for ``reduction="mean"`` (the
+    default, as for :func:`wideflow.train`) and 1 for "sum".
     """
-    X = model._input(X)
+    X = check_model(model).input(X)
     n = X.shape[0]
     yt = as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=n)
     spec = spectrum(gram(model, X).cpu())
@@ -315,7 +250,7 @@ def lemma1(model: Any, X: Any, y: Any, reduction: str = "sum",
 
 
 def lemma3_constant(interval: tuple[float, float], lambda_1: float, lambda_2: float) -> float:
-    """K(I, λ_1, λ_2) = min_{λ_1 ≤ v ≤ λ_2} P(N(0, v) ∈ I_0) of Lemma 3 (spec §2.2).
+    """K(I, λ_1, λ_2) = min_{λ_1 ≤ v ≤ λ_2} P(N(0, v) ∈ I_0) of Lemma 3 (Appendix E).
 
     v ↦ P(N(0, v) ∈ (a, b)) = Φ(b/√v) − Φ(a/√v) is monotone (a < 0 < b) or rises then falls (0 ≤ a < b, one
     sign change of its derivative), so its minimum over [λ_1, λ_2] is at an endpoint.
@@ -338,10 +273,10 @@ def _item(holds: bool | None, detail: str) -> dict[str, Any]:
     return {"holds": holds, "detail": detail}
 
 
-def check(model: Any, X: Any, y: Any, *, reduction: str = "sum", delta: float = 0.05,
+def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float = 0.05,
           verbose: bool = True) -> dict[str, Any]:
     """Which of Assumptions 1-4 and Condition 1 hold for this model and data, which theorem applies, and the
-    rate that can be guaranteed explicitly (spec §2). Prints a table (``verbose``) and returns a dict:
+    rate that can be guaranteed explicitly (Section 3). Prints a table (``verbose``) and returns a dict:
 
     - ``constants``: ĉ, L_σ, I, K_σ', λ_min/λ_max/G_min/G_max of G (and of Ḡ for random embeddings),
       ‖G − Ḡ‖, η̂_0 with Lemma 1's interval, κ, Lemma 3's K(I, G_min, G_max), L_0.
@@ -349,21 +284,19 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "sum", delta: float = 
       1-4, Condition 1, λ_min(G) > 0, "n <= d, independent" (shallow net), Lemma 3's width condition at
       failure probability ``delta``, and Lemma 1's condition κ√L_0/ĉ < η̂_0^{3/2}.
     - ``theorem``: "Corollary 1", "Theorem 1", "Theorem 2" or "Theorem 3" (or ``None``) and ``theorem_reason``.
-      Their rates r ĉ² λ_min have constants r that the paper does not give explicitly (spec §2.4-2.7);
+      Their rates r ĉ² λ_min have constants r that the paper does not give explicitly (docs/theory.md §5);
     - ``pl_rate``, ``lemma1_rate``: the explicit rates (``None`` where they do not apply), and
       ``guaranteed_rate`` / ``rate_source``: the larger of the two. Rates are per unit GF time with this
-      ``reduction``.
+      ``reduction``: "mean" (N = n, the default, comparable with the fitted rate of a :func:`wideflow.train`
+      run with its default) or "sum" (N = 1, the paper's statements).
     """
     from scipy.stats import kstest
 
-    from .model import WideNet
-
-    if not isinstance(model, WideNet):
-        raise InvalidArgument(f"model must be a wideflow WideNet; got {type(model).__name__}.")
+    check_model(model)
     delta = check_positive_float("delta", delta)
     if delta >= 1:
         raise InvalidArgument(f"delta is a failure probability in (0, 1); got {delta!r}.")
-    Xt = model._input(X)
+    Xt = model.input(X)
     n, d = Xt.shape
     N = _N(reduction, n)
     act = model.activation
@@ -436,7 +369,7 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "sum", delta: float = 
     lem = None if l1 is None else l1["rate"]
 
     theorem, reason = _theorem(model, cond)
-    candidates = [(r, s) for r, s in ((pl, "PL bound (spec §1.8)"), (lem, "Lemma 1")) if r is not None]
+    candidates = [(r, s) for r, s in ((pl, "PL bound (docs/theory.md §5)"), (lem, "Lemma 1")) if r is not None]
     best = max(candidates, default=(None, None))
     report = {
         "model": repr(model), "scaling": model.scaling.name, "n": n, "d": d, "D": model.D, "m": model.m,
@@ -450,7 +383,7 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "sum", delta: float = 
 
 
 def _theorem(model: Any, cond: dict[str, dict[str, Any]]) -> tuple[str | None, str]:
-    """Pick the result of spec §2.4-2.7 whose hypotheses hold (their ĉ and m conditions have unrecovered
+    """Pick the result of Section 3 whose hypotheses hold (their ĉ and m conditions have unrecovered
     constants, so "applies" means: for ĉ and m large enough)."""
     if model.scaling.name != "ours":
         return None, f"Theorems 1-3 are stated for the paper's scaling, not {model.scaling.name!r}"

@@ -1,42 +1,31 @@
-"""``wideflow check``: which assumptions and which theorem hold for one model and data set (spec §2)."""
+"""``wideflow check``: which assumptions and which theorem hold for one model and data set (Section 3)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from pathlib import Path
-from typing import Any
 
+from ..io import atomic_json
 from ..theory import check
-from ._models import DATASETS, add_model_arguments, build_model
+from .train_cmd import add_model_arguments, data_from_args, model_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="check Assumptions 1-4 and Condition 1 for a model and data set, and "
                                      "print which theorem applies and the rate it guarantees")
     add_model_arguments(p, n=50)
-    p.add_argument("--reduction", default="sum", help="sum (N = 1, the paper's statements) or mean (N = n)")
+    p.add_argument("--reduction", default="mean",
+                   help="mean (N = n, the default, as for 'wideflow train': the rate compares with a run's) or "
+                        "sum (N = 1, the paper's statements)")
     p.add_argument("--delta", type=float, default=0.05, help="failure probability for Lemma 3's width condition")
-    p.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    p.add_argument("--json", type=Path, default=None,
+                   help="also write the report as JSON here (an infinite or undefined number is written as null)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    X, y = DATASETS[args.data](args.n, args.d, seed=args.seed)
-    report = check(build_model(args), X, y, reduction=args.reduction, delta=args.delta, verbose=True)
+    X, y, _, _ = data_from_args(args)
+    report = check(model_from_args(args), X, y, reduction=args.reduction, delta=args.delta, verbose=True)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_jsonable(report), indent=2))
+        atomic_json(args.json, report)
     return 0
-
-
-def _jsonable(value: Any) -> Any:
-    """The report with tuples as lists and ±∞ as strings (JSON has no infinity)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

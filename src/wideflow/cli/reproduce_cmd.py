@@ -1,4 +1,4 @@
-"""``wideflow reproduce``: the paper's experiments, figures and verdicts from one command (spec §5)."""
+"""``wideflow reproduce``: the paper's experiments, figures and verdicts from one command (Section 4)."""
 
 from __future__ import annotations
 

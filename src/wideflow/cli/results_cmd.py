@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..io import atomic_write
 from ..sweep import load_results
 from ..sweep.store import compact
 
@@ -24,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     table = load_results(args.store, histories=args.histories)
     if args.csv is not None:
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.csv, index=False)
+        atomic_write(args.csv, lambda fh: table.to_csv(fh, index=False))
         print(f"wrote {len(table)} rows and {table.shape[1]} columns to {args.csv}")
         return 0
     if table.empty:

@@ -7,11 +7,11 @@ has an ``error.json`` in its run folder), 2 for an invalid grid spec or option.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from ..io import read_json, to_json
 from ..sweep import Store, expand, flatten, load_spec, run_id, run_sweep
 from ..sweep.store import compact
 
@@ -49,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
     failed = table[table["status"] != "ok"]
     print(f"{len(table)} runs in {store}: {len(table) - len(failed)} ok, {len(failed)} failed")
     for _, row in failed.iterrows():
-        config = json.loads((store / "runs" / row["run_id"] / "config.json").read_text())
-        print(f"  failed {row['run_id']}: {row['error']}\n    config: {json.dumps(config, sort_keys=True)}")
+        config = read_json(store / "runs" / row["run_id"] / "config.json")
+        print(f"  failed {row['run_id']}: {row['error']}\n    config: {to_json(config, indent=None, sort_keys=True)}")
     return 0 if failed.empty else 1
 
 

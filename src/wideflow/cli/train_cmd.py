@@ -1,12 +1,50 @@
-"""``wideflow train``: train one model on one of the paper's data sets and print the history."""
+"""``wideflow train``: train one model on one of the paper's data sets and print the history.
+
+:func:`add_model_arguments`, :func:`model_from_args` and :func:`data_from_args` are shared with
+``wideflow check``: the model and data kinds, their help texts and defaults are those of
+:mod:`wideflow.registry`.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from ..dynamics import train
-from ._models import DATASETS, add_model_arguments, build_model
+from ..io import atomic_write
+from ..model import WideNet
+from ..registry import DATA_KINDS, DEFAULT_DEPTH, MODEL_KINDS, Data, build_model, make_data
+from ..training import train
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, n: int) -> None:
+    """--model, --data, -n, -d, -m, -D, --depth, --activation, --scaling, --c-hat, --seed."""
+    generated = [name for name, kind in DATA_KINDS.items() if kind.synthetic]
+    p.add_argument("--model", choices=list(MODEL_KINDS), default="p3l",
+                   help="; ".join(f"{name}: {kind.help}" for name, kind in MODEL_KINDS.items()))
+    p.add_argument("--data", choices=generated, default="axis_xor",
+                   help="; ".join(f"{name}: {DATA_KINDS[name].help}" for name in generated))
+    p.add_argument("-n", type=int, default=n, help="training points")
+    p.add_argument("-d", type=int, default=20, help="input dimension")
+    p.add_argument("-m", type=int, default=1024, help="width of the trained layer")
+    p.add_argument("-D", type=int, default=None, help="embedding dimension of p3l and deep (default m)")
+    p.add_argument("--depth", type=int, default=None, help=f"L for --model deep (default {DEFAULT_DEPTH})")
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--scaling", default="ours")
+    p.add_argument("--c-hat", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the model and of the training set")
+
+
+def model_from_args(args: argparse.Namespace, **settings: Any) -> WideNet:
+    """The model named by the arguments of :func:`add_model_arguments` (``settings``: dtype, device, ...)."""
+    return build_model(args.model, args.d, args.m, D=args.D, depth=args.depth, activation=args.activation,
+                       scaling=args.scaling, c_hat=args.c_hat, seed=args.seed, **settings)
+
+
+def data_from_args(args: argparse.Namespace, n_test: int = 0) -> Data:
+    """(X, y, X_test, y_test) of the arguments of :func:`add_model_arguments`; the test set, of ``n_test``
+    points, is drawn with the seed ``--seed +`` :data:`~wideflow.registry.TEST_SEED_OFFSET`."""
+    return make_data(args.data, args.d, n=args.n, n_test=n_test, seed=args.seed)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-test", type=int, default=500, help="test points")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--step-size", type=float, default=1.0)
-    p.add_argument("--reduction", default="mean")
+    p.add_argument("--reduction", default="mean", help="mean (N = n, the default) or sum (N = 1)")
     p.add_argument("--method", default="auto")
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
@@ -25,15 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    gen = DATASETS[args.data]
-    X, y = gen(args.n, args.d, seed=args.seed)
-    Xt, yt = gen(args.n_test, args.d, seed=args.seed + 10_000)
-    model = build_model(args, dtype=args.dtype, device=args.device)
+    X, y, Xt, yt = data_from_args(args, args.n_test)
+    model = model_from_args(args, dtype=args.dtype, device=args.device)
     result = train(model, X, y, steps=args.steps, step_size=args.step_size, X_test=Xt, y_test=yt,
                    reduction=args.reduction, method=args.method, log_every=args.log_every)
     print(result.history.to_string(index=False))
     print(f"method={result.method} wall_time={result.wall_time:.2f}s")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        result.history.to_csv(args.out, index=False)
+        atomic_write(args.out, lambda fh: result.history.to_csv(fh, index=False))
     return 0

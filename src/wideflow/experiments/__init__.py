@@ -1,4 +1,4 @@
-"""The paper's experiments (spec §5), one module each, and the driver that reproduces them.
+"""The paper's experiments (Section 4), one module each, and the driver that reproduces them.
 
 - :mod:`.exp1`: Experiment 1 / Figure 1, random labels fitted by the shallow net (Corollary 1);
 - :mod:`.exp2`: Experiment 2 / Figure 2, quadratic embedding against the plain shallow net;

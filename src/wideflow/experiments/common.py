@@ -1,4 +1,4 @@
-"""Shared pieces of the reproductions (spec §5): presets, claims, fits and the files an experiment writes.
+"""Shared pieces of the reproductions (Section 4): presets, claims and the figures and files an experiment writes.
 
 A **preset** is a plain TOML file (``wideflow/presets/{quick,paper,tiny}.toml``; users copy and edit one
 and pass it with ``--config``). Its ``[run]`` table holds the settings every experiment shares (seeds,
@@ -11,8 +11,6 @@ stated, fixed criterion on them: whether the run reproduced it.
 
 from __future__ import annotations
 
-import math
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -25,9 +23,8 @@ from matplotlib.figure import Figure
 
 from .._tensor import parse_device
 from ..activations import get_activation
-from ..dynamics import METHODS, REDUCTIONS
+from ..engines import METHODS, REDUCTIONS
 from ..errors import (
-    FileMissing,
     InvalidArgument,
     InvalidType,
     UnknownName,
@@ -37,6 +34,8 @@ from ..errors import (
     check_positive_int,
     closest,
 )
+from ..io import atomic_write, jsonable
+from ..sweep.config import DTYPES, read_toml
 
 __all__ = [
     "PRESETS",
@@ -48,17 +47,14 @@ __all__ = [
     "seed_list",
     "model_section",
     "train_section",
-    "loglinear_fit",
-    "is_linear",
-    "LINEAR_CRITERION",
-    "loglog_slope",
     "palette",
     "plot_over_seeds",
     "n_axis",
     "seeds_label",
+    "single_axes",
+    "log_panel",
     "save_figure",
     "write_csv",
-    "jsonable",
     "positive_int",
     "nonneg_int",
     "int_list",
@@ -135,7 +131,7 @@ RUN_KEYS: dict[str, Validator] = {
     "reduction": _choice(REDUCTIONS),
     "activation": _activation,
     "c_hat": positive_float,
-    "dtype": _choice(("float32", "float64")),
+    "dtype": _choice(DTYPES),
     "device": _device,
     "method": _choice(METHODS),
     "n_test": nonneg_int,
@@ -147,16 +143,6 @@ def preset_path(name: str) -> Path:
     """The file of the built-in preset ``name`` (one of :data:`PRESETS`)."""
     check_choice("preset", name, PRESETS)
     return Path(str(resources.files("wideflow") / "presets" / f"{name}.toml"))
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise FileMissing(f"preset file {str(path)!r} does not exist; expected a TOML file.")
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidArgument(f"{str(path)!r} is not valid TOML: {exc}") from None
 
 
 def load_preset(
@@ -180,7 +166,7 @@ def load_preset(
     merged: dict[str, dict[str, Any]] = {}
     valid_tables = ["run", *experiment_keys]
     for path in sources:
-        for table, values in _read_toml(path).items():
+        for table, values in read_toml(path, "preset file").items():
             if table not in valid_tables:
                 raise UnknownName(f"unknown table [{table}] in {str(path)!r}; expected one of "
                                   f"{', '.join(f'[{t}]' for t in valid_tables)}." + closest(table, valid_tables))
@@ -254,80 +240,6 @@ class Claim:
         return jsonable(asdict(self))
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON types: NumPy scalars to Python numbers, NaN/Inf to None."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-# ------------------------------------------------------------------------------------------- fits
-def loglinear_fit(time: np.ndarray, loss: np.ndarray, *, start: float = 0.1, floor: float = 1e-25) -> dict[str, float]:
-    """Fit log L_t = a − r t by least squares, the shape of a linear rate (spec §1.8, Corollary 1).
-
-    The window is t ≥ ``start``·T (the first tenth is the transient before the rate settles), without
-    the points where L < ``floor`` (float64 round-off of f, |y| ≤ 1, leaves L near 1e-32). Returns the rate
-    r, the R² of the fit, the rates fitted on the first and second halves of the window and their ratio
-    ``constancy`` = r_late / r_early (1 for an exact linear rate, small for a sublinear one), and the drop
-    L_T/L_0. NaN where fewer than 4 points are left.
-    """
-    time = np.asarray(time, dtype=float)
-    loss = np.asarray(loss, dtype=float)
-    keep = (loss > floor) & np.isfinite(loss)
-    t, logl = time[keep], np.log(loss[keep])
-    out = {"rate": math.nan, "r2": math.nan, "early_rate": math.nan, "late_rate": math.nan,
-           "constancy": math.nan, "drop": float(loss[-1] / loss[0]) if loss[0] > 0 else math.nan}
-    if len(t) < 4:
-        return out
-    window = t >= start * t[-1]
-    t, logl = t[window], logl[window]
-    if len(t) < 4:
-        return out
-    slope, intercept = np.polyfit(t, logl, 1)
-    total = float(((logl - logl.mean()) ** 2).sum())
-    residual = float(((logl - slope * t - intercept) ** 2).sum())
-    mid = 0.5 * (t[0] + t[-1])
-    early, late = t <= mid, t >= mid
-    r_early = -np.polyfit(t[early], logl[early], 1)[0] if early.sum() >= 2 else math.nan
-    r_late = -np.polyfit(t[late], logl[late], 1)[0] if late.sum() >= 2 else math.nan
-    out.update(rate=float(-slope), r2=1.0 - residual / total if total > 0 else math.nan,
-               early_rate=float(r_early), late_rate=float(r_late),
-               constancy=float(r_late / r_early) if r_early > 0 else math.nan)
-    return out
-
-
-# A linear rate (L_t ≤ L_0 e^{−rt}, spec §1.8) on a finite window: log L_t is close to a straight line, and its
-# local rate does not die out. Over the window [0.1T, T], a power law L ∝ t^{−p} has a late/early rate ratio
-# of 0.38 whatever p (least squares on 101 points; ln(1/0.55)/ln(5.5) = 0.35 from the end points), a single
-# exponential 1, and a mixture of exponentials (a linear rate set by the slowest mode once the fast ones
-# are gone) lies in between: late/early ≥ 0.5 rejects every power law. It cannot tell a stretched
-# exponential e^{−a√t} (0.62) from a linear rate on one window; the figures show the whole curves.
-LINEAR_R2 = 0.98
-LINEAR_CONSTANCY = 0.5
-LINEAR_CRITERION = (f"log L_t fits a line over t ∈ [0.1T, T] with R² ≥ {LINEAR_R2} and the rate fitted on the "
-                    f"second half of that window is ≥ {LINEAR_CONSTANCY}× that of the first half (a power law "
-                    "L ∝ t^-p gives 0.38)")
-
-
-def is_linear(fit: Mapping[str, float]) -> bool:
-    """Whether a :func:`loglinear_fit` result shows a linear rate (see :data:`LINEAR_CRITERION`)."""
-    return bool(fit["r2"] >= LINEAR_R2 and fit["constancy"] >= LINEAR_CONSTANCY)
-
-
-def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
-    """Least-squares slope of log y against log x (how fast y falls with x: y ∝ x^slope)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 2:
-        return math.nan
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
-
-
 # ------------------------------------------------------------------------------------------- files
 def palette(k: int, name: str = "viridis") -> list[tuple[float, float, float, float]]:
     """``k`` colours spread along a colour map (dark to light), one per curve of a family."""
@@ -358,21 +270,34 @@ def plot_over_seeds(ax: Any, table: pd.DataFrame, x: str, value: str, *, color: 
         ax.fill_between(per.index, per.min(axis=1), per.max(axis=1), color=color, alpha=0.2, lw=0)
 
 
+def single_axes() -> tuple[Figure, Any]:
+    """A figure with one panel, the size of Figures 1 and 2, and its axes."""
+    fig = Figure(figsize=(5.5, 4.0), layout="constrained")
+    return fig, fig.subplots()
+
+
+def log_panel(ax: Any, xlabel: str, ylabel: str, title: str, **legend: Any) -> None:
+    """A log-scale y axis, the axis labels, the title and the legend of one panel."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(**legend)
+
+
 def save_figure(fig: Figure, folder: Path, stem: str) -> list[str]:
-    """Write ``fig`` as ``folder/stem.png`` and ``folder/stem.pdf``; return the file names.
+    """Write ``fig`` as ``folder/stem.png`` and ``folder/stem.pdf`` (atomically); return the file names.
 
     Figures are made with ``layout="constrained"``, which fits labels inside the canvas at draw time.
     """
-    folder.mkdir(parents=True, exist_ok=True)
     names = []
     for suffix, kw in ((".png", {"dpi": 150}), (".pdf", {})):
-        fig.savefig(folder / f"{stem}{suffix}", **kw)
+        atomic_write(folder / f"{stem}{suffix}", lambda fh: fig.savefig(fh, format=suffix[1:], **kw))
         names.append(f"{stem}{suffix}")
     return names
 
 
 def write_csv(table: pd.DataFrame, folder: Path, stem: str) -> str:
-    """Write ``table`` as ``folder/stem.csv`` (no index); return the file name."""
-    folder.mkdir(parents=True, exist_ok=True)
-    table.to_csv(folder / f"{stem}.csv", index=False)
+    """Write ``table`` as ``folder/stem.csv`` (no index, atomically); return the file name."""
+    atomic_write(folder / f"{stem}.csv", lambda fh: table.to_csv(fh, index=False))
     return f"{stem}.csv"

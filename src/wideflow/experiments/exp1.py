@@ -1,4 +1,4 @@
-"""Experiment 1 / Figure 1 (spec §5.2): random labels fitted by the shallow net (1), linear rate for n ≤ d.
+"""Experiment 1 / Figure 1 (Section 4): random labels fitted by the shallow net (1), linear rate for n ≤ d.
 
 x_a ~ N(0, I_d), y_a ~ U[−½, ½] independent of x (wf.data.random_labels); the shallow mean-field net
 f(x) = (1/m) Σ_i c_i σ(W_iᵀx/√d) trained by GD on W with step δ (eq. (9)). Corollary 1: when the
@@ -13,23 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
-from .common import (
-    LINEAR_CRITERION,
-    Claim,
-    int_list,
-    is_linear,
-    loglinear_fit,
-    model_section,
-    palette,
-    plot_over_seeds,
-    positive_int,
-    save_figure,
-    seed_list,
-    seeds_label,
-    train_section,
-)
+from ..fits import LINEAR_CRITERION, is_linear, loglinear_fit
+from .common import (Claim, int_list, log_panel, model_section, palette, plot_over_seeds, positive_int, save_figure,
+                     seed_list, seeds_label, single_axes, train_section)
 
 NAME = "exp1"
 TITLE = "Experiment 1 (Figure 1): random labels, shallow net, linear rate for n ≤ d"
@@ -49,7 +36,7 @@ def configs(s: dict[str, Any]) -> list[dict[str, Any]]:
 
 def tables(runs: pd.DataFrame, history: Any, arrays: Any, s: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """``fig1_training_loss``: the loss curves (n, seed, step, time, train_loss); ``fig1_rates``: the fit of
-    each curve (see :func:`~wideflow.experiments.common.loglinear_fit`)."""
+    each curve (see :func:`wideflow.fits.loglinear_fit`)."""
     curves, rates = [], []
     for rid, n, seed in runs[["run_id", "data.n", "model.seed"]].itertuples(index=False, name=None):
         h = history(rid)
@@ -64,21 +51,17 @@ def tables(runs: pd.DataFrame, history: Any, arrays: Any, s: dict[str, Any]) -> 
 def figures(t: dict[str, pd.DataFrame], folder: Path, s: dict[str, Any]) -> list[str]:
     """Figure 1: training loss against GF time t = kδ on a log scale, one curve per n (band: min-max over seeds)."""
     curves = t["fig1_training_loss"]
-    fig = Figure(figsize=(5.5, 4.0), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = single_axes()
     ns = sorted(curves["n"].unique())
     for n, color in zip(ns, palette(len(ns))):
         plot_over_seeds(ax, curves[curves["n"] == n], "time", "train_loss", color=color, label=f"n = {n}")
-    ax.set_yscale("log")
-    ax.set_xlabel("time t = step × δ")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"Shallow net, random labels (d = {s['d']}, m = {s['m']}, {seeds_label(s)})")
-    ax.legend()
+    log_panel(ax, "time t = step × δ", "training loss",
+              f"Shallow net, random labels (d = {s['d']}, m = {s['m']}, {seeds_label(s)})")
     return save_figure(fig, folder, "fig1_training_loss")
 
 
 def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
-    """Corollary 1 (linear rate for n ≤ d) and the rate falling as n grows (spec §5.2)."""
+    """Corollary 1 (linear rate for n ≤ d) and the rate falling as n grows (Figure 1)."""
     fits = t["fig1_rates"].groupby("n")[["rate", "r2", "constancy", "drop"]].mean()
     per_n = {int(n): {k: float(v) for k, v in row.items()} for n, row in fits.iterrows()}
     small = [n for n in per_n if n <= s["d"]]
@@ -95,7 +78,7 @@ def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
             id="exp1.linear_rate",
             statement=f"For n ≤ d (linearly independent inputs) the training loss converges at a linear rate "
                       f"(Corollary 1; Figure 1, d = {s['d']}).",
-            source="Corollary 1, spec §2.5 and §5.2",
+            source="Corollary 1, Figure 1",
             criterion=f"at every n ≤ d (seed means): {LINEAR_CRITERION}"
                       + ("" if small else "; the grid has no n ≤ d, so the claim cannot be checked"),
             headline="; ".join(digest(n) for n in small) or "no n ≤ d in the grid",
@@ -105,7 +88,7 @@ def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
         Claim(
             id="exp1.rate_falls_with_n",
             statement="The convergence rate decreases as n grows (Figure 1).",
-            source="spec §5.2",
+            source="Figure 1",
             criterion="the fitted rate r (slope of −log L_t over [0.1T, T], seed mean) strictly decreases along "
                       "the n grid",
             headline=", ".join(f"r(n={n})={per_n[n]['rate']:.2e}" for n in sorted(per_n)),

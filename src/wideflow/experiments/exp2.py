@@ -1,4 +1,4 @@
-"""Experiment 2 / Figure 2 (spec §5.3): the benefit of an input embedding.
+"""Experiment 2 / Figure 2 (Section 4): the benefit of an input embedding.
 
 Target y = f*(x) = (1/5) Σ_{i≤5} c*_i σ(xᵀW*_i x/d), x ~ N(0, I_d) (wf.data.quadratic_teacher). Two
 students of width m, both the general model (2)-(3) trained by GD on W with step δ: the plain shallow net
@@ -12,22 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from ..errors import InvalidArgument
-from .common import (
-    Claim,
-    int_list,
-    model_section,
-    n_axis,
-    nonneg_int,
-    plot_over_seeds,
-    positive_int,
-    save_figure,
-    seed_list,
-    seeds_label,
-    train_section,
-)
+from .common import (Claim, int_list, log_panel, model_section, n_axis, nonneg_int, plot_over_seeds, positive_int,
+                     save_figure, seed_list, seeds_label, single_axes, train_section)
 
 NAME = "exp2"
 TITLE = "Experiment 2 (Figure 2): quadratic embedding against the plain shallow net"
@@ -65,21 +53,17 @@ def tables(runs: pd.DataFrame, history: Any, arrays: Any, s: dict[str, Any]) -> 
 def figures(t: dict[str, pd.DataFrame], folder: Path, s: dict[str, Any]) -> list[str]:
     """Figure 2: test error against n, plain against embedded (log-log; band: min-max over seeds)."""
     table = t["fig2_test_error"]
-    fig = Figure(figsize=(5.5, 4.0), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = single_axes()
     for (kind, label), color, marker in zip(MODELS.items(), ("tab:gray", "tab:red"), ("s", "o")):
         plot_over_seeds(ax, table[table["model"] == kind], "n", "test_error", color=color, marker=marker, label=label)
     n_axis(ax, sorted(table["n"].unique()))
-    ax.set_yscale("log")
-    ax.set_xlabel("training-set size n")
-    ax.set_ylabel("test error")
-    ax.set_title(f"Quadratic teacher (d = {s['d']}, m = {s['m']}, {seeds_label(s)})")
-    ax.legend()
+    log_panel(ax, "training-set size n", "test error",
+              f"Quadratic teacher (d = {s['d']}, m = {s['m']}, {seeds_label(s)})")
     return save_figure(fig, folder, "fig2_test_error")
 
 
 def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
-    """The embedded model beats the plain one at every n (spec §5.3)."""
+    """The embedded model beats the plain one at every n (Figure 2)."""
     means = t["fig2_test_error"].pivot_table(index="n", columns="model", values="test_error", aggfunc="mean")
     per_n = {int(n): {"plain": float(row["shallow"]), "quadratic": float(row["quadratic"]),
                       "ratio": float(row["quadratic"] / row["shallow"])} for n, row in means.iterrows()}
@@ -89,7 +73,7 @@ def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
             id="exp2.embedding_beats_plain",
             statement="The shallow net augmented with the quadratic embedding has a lower test error than the "
                       "plain shallow net at every training-set size (Figure 2).",
-            source="spec §5.3",
+            source="Figure 2",
             criterion="mean test error over seeds: quadratic < plain at every n of the grid",
             headline=f"lower at {len(wins)}/{len(per_n)} n; test error ratio quadratic/plain "
                      + ", ".join(f"{v['ratio']:.2f} (n={n})" for n, v in per_n.items()),

@@ -1,4 +1,4 @@
-"""Experiment 3 / Figures 3 and 4 (spec §5.4): feature learning against lazy training in the P-3L net.
+"""Experiment 3 / Figures 3 and 4 (Section 4.3): feature learning against lazy training in the P-3L net.
 
 Data: the axis-XOR distribution of Appendix I.3 (wf.data.axis_xor). Model: the P-3L net (4)-(5) with
 D = m under the three scalings of Table 1 (ours, NTK with the symmetrized initialization, MF), all trained
@@ -18,25 +18,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import InvalidArgument
-from .common import (
-    LINEAR_CRITERION,
-    SCALING_NAMES,
-    Claim,
-    choice_list,
-    int_list,
-    is_linear,
-    loglinear_fit,
-    loglog_slope,
-    model_section,
-    n_axis,
-    palette,
-    plot_over_seeds,
-    positive_int,
-    save_figure,
-    seed_list,
-    seeds_label,
-    train_section,
-)
+from ..fits import LINEAR_CRITERION, is_linear, loglinear_fit, loglog_slope
+from .common import (SCALING_NAMES, Claim, choice_list, int_list, model_section, n_axis, palette, plot_over_seeds,
+                     positive_int, save_figure, seed_list, seeds_label, train_section)
 
 NAME = "exp3"
 TITLE = "Experiment 3 (Figures 3 and 4): P-3L net under ours, NTK and MF scalings"
@@ -45,9 +29,9 @@ KEYS = {"d": positive_int, "m": int_list, "n": int_list, "scalings": choice_list
 COLORS = {"ours": "tab:red", "ntk": "tab:blue", "mf": "tab:green"}
 LABELS = {"ours": "ours", "ntk": "NTK", "mf": "MF"}
 
-# "Far more" movement: at least an order of magnitude (NTK features move O(1/√m), spec §1.7).
+# "Far more" movement: at least an order of magnitude (NTK features move O(1/√m), docs/theory.md §3).
 MOVE_RATIO = 10.0
-# MF features "near 0" at init: rms below a tenth of the O(1) rms of ours (it is 1/√D of it, spec §8);
+# MF features "near 0" at init: rms below a tenth of the O(1) rms of ours (it is 1/√D of it, docs/theory.md §8);
 # "spread out": the final rms at least ten times the initial one.
 MF_INIT_FRACTION = 0.1
 MF_SPREAD = 10.0
@@ -163,7 +147,7 @@ def _figure4(curves: pd.DataFrame, features: pd.DataFrame, folder: Path, s: dict
 
 
 def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
-    """The claims of Figures 3 and 4 (spec §5.4); a claim comparing scalings needs them in the grid."""
+    """The claims of Figures 3 and 4 (Section 4.3); a claim comparing scalings needs them in the grid."""
     out = []
     scalings = set(s["scalings"])
     test = t["fig3_test_error"].pivot_table(index=["m", "n"], columns="scaling", values="test_error", aggfunc="mean")
@@ -188,7 +172,7 @@ def _ours_lowest(test: pd.DataFrame) -> Claim:
     return Claim(
         id="exp3.ours_lowest_test_error",
         statement="Our scaling has the smallest test error of the three scalings (Figure 3).",
-        source="spec §5.4, Figure 3",
+        source="Section 4.3, Figure 3",
         criterion="mean test error over seeds: ours < NTK and ours < MF at every (m, n) of the grid",
         headline=f"ours lowest in {lowest['ours']}/{len(cells)} (m, n) cells, NTK in {lowest['ntk']}, MF in "
                  f"{lowest['mf']}",
@@ -207,7 +191,7 @@ def _mf_faster(test: pd.DataFrame) -> Claim:
         id="exp3.mf_falls_faster_than_ntk",
         statement="As n grows, the test error decreases faster under the MF scaling than under the NTK scaling "
                   "(Figure 3).",
-        source="spec §5.4, Figure 3",
+        source="Section 4.3, Figure 3",
         criterion="at every m: the least-squares slope of log(test error) against log n (seed means) is more "
                   "negative for MF than for NTK",
         headline="; ".join(f"m={m}: slope MF {v['mf']:.2f} vs NTK {v['ntk']:.2f}" for m, v in slopes.items()),
@@ -225,7 +209,7 @@ def _features_move(stats: pd.DataFrame, s: dict[str, Any]) -> Claim:
         id="exp3.features_move_ours_not_ntk",
         statement="The features move substantially under our scaling (feature learning) and negligibly under the "
                   "NTK scaling (lazy training) (Figure 4, row 2).",
-        source="spec §5.4, Figure 4",
+        source="Section 4.3, Figure 4",
         criterion=f"at every m, n = {s['fig4_n']}: mean over neurons and the two inputs of |h_i(T) − h_i(0)|, "
                   f"ours / NTK ≥ {MOVE_RATIO:g}",
         headline="; ".join(f"m={m}: {v['ours']:.3g} vs {v['ntk']:.3g} (×{v['ratio']:.1f})" for m, v in per_m.items()),
@@ -246,7 +230,7 @@ def _mf_spread(stats: pd.DataFrame, s: dict[str, Any]) -> Claim:
         id="exp3.mf_features_start_near_zero_and_spread",
         statement="Under the MF scaling the features are concentrated near 0 at initialization and become diverse "
                   "during training (Figure 4, row 2).",
-        source="spec §5.4, Figure 4",
+        source="Section 4.3, Figure 4",
         criterion=f"at every m, n = {s['fig4_n']}: rms of h_i(0) under MF ≤ {MF_INIT_FRACTION:g} × that under ours, "
                   f"and rms of h_i(T) under MF ≥ {MF_SPREAD:g} × rms of h_i(0) under MF",
         headline="; ".join(f"m={m}: rms h0 {v['rms_h0_mf']:.3g} (ours {v['rms_h0_ours']:.3g}) → rms hT "
@@ -264,7 +248,7 @@ def _ours_linear(stats: pd.DataFrame, s: dict[str, Any]) -> Claim:
         id="exp3.ours_linear_rate",
         statement="Under our scaling the training loss converges at a linear rate, consistently across m "
                   "(Theorem 3; Figure 4, top left).",
-        source="Theorem 3, spec §2.7 and §5.4",
+        source="Theorem 3, Section 4.3, Figure 4",
         criterion=f"at every m, n = {s['fig4_n']} (seed means): {LINEAR_CRITERION}",
         headline="; ".join(f"m={m}: r={v['rate']:.2e}, R²={v['r2']:.3f}, late/early={v['constancy']:.2f}"
                            for m, v in per_m.items()),

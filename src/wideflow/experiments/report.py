@@ -7,9 +7,10 @@ experiments reproduced by separate commands into the same folder share one repor
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from ..io import atomic_text, read_json
 
 __all__ = ["write_report", "claims_table"]
 
@@ -18,16 +19,16 @@ ORDER = ("exp1", "exp2", "exp3")
 NOTES = """\
 ## How to read this report
 
-- Each claim is a statement of the paper (spec §5). *Criterion* is the fixed test applied to this run's
+- Each claim is a statement of the paper (Section 4). *Criterion* is the fixed test applied to this run's
   numbers; it is the same for every preset and written in `wideflow/experiments/exp*.py`. *Reproduced* is
   its verdict, not a judgement of the paper: a small preset can miss an effect that needs the paper's widths
   or training times.
 - Training is full-batch GD on W with the step convention of eq. (9): one step of size δ is gradient-flow
   time δ. The loss is (1/2N) Σ_a (f(x_a) − y_a)² with the reduction of the preset (the reproductions use
-  "mean", N = n, with δ = 1, spec §1.8); the test error is ½·mean of (f − y)² over the test set.
+  "mean", N = n, with δ = 1, docs/theory.md §2); the test error is ½·mean of (f − y)² over the test set.
 - With several seeds, seed k draws both the model (c, W, z) and the training set; lines are means over
   seeds, bands span min to max, and the claims use the means.
-- Settings the paper does not state (spec §7) are documented choices in the preset file listed above.
+- Settings the paper does not state are documented choices in the preset file listed above.
 """
 
 
@@ -52,7 +53,7 @@ def claims_table(summaries: list[dict[str, Any]]) -> str:
 def write_report(out: str | Path) -> Path:
     """Write ``out/REPORT.md`` from the ``out/<exp>/summary.json`` files present; return its path."""
     out = Path(out)
-    summaries = [json.loads(p.read_text()) for name in ORDER if (p := out / name / "summary.json").is_file()]
+    summaries = [read_json(p) for name in ORDER if (p := out / name / "summary.json").is_file()]
     claims = [c for s in summaries for c in s["claims"]]
     done = sum(c["reproduced"] for c in claims)
     parts = ["# Reproduction of Chen, Vanden-Eijnden & Bruna (ICLR 2022): report", ""]
@@ -70,9 +71,7 @@ def write_report(out: str | Path) -> Path:
     for s in summaries:
         parts += _section(s)
     parts.append(NOTES)
-    path = out / "REPORT.md"
-    path.write_text("\n".join(parts))
-    return path
+    return atomic_text(out / "REPORT.md", "\n".join(parts))
 
 
 def _section(s: dict[str, Any]) -> list[str]:

@@ -9,7 +9,6 @@ store ``out/store``, so running the same command again computes only what is mis
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,9 +19,10 @@ import pandas as pd
 
 from .. import sweep
 from ..errors import WideflowError, check_choice
+from ..io import atomic_json
 from ..sweep.store import provenance
 from . import exp1, exp2, exp3
-from .common import experiment_settings, jsonable, load_preset, write_csv
+from .common import experiment_settings, load_preset, write_csv
 from .report import write_report
 
 __all__ = ["EXPERIMENTS", "reproduce", "RunsFailed"]
@@ -81,7 +81,7 @@ def reproduce(
     wall = time.perf_counter() - t0
     for name, summary in summaries.items():
         summary["command"] = {"experiments": names, "wall_time_s": wall, "sweep_wall_time_s": sweep_wall}
-        (out / name / "summary.json").write_text(json.dumps(jsonable(summary), indent=1, allow_nan=False) + "\n")
+        atomic_json(out / name / "summary.json", summary)
     write_report(out)
     if failed:
         lines = [f"{name}: run {f['run_id']} failed: {f['error']}" for name, fs in failed.items() for f in fs]

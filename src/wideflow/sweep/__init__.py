@@ -1,16 +1,17 @@
 """Sweeps: grids of runs on Dask distributed, kept in a results store on disk that never loses work.
 
 - :func:`expand` / :func:`load_spec`: a grid spec (TOML) to run configurations (:mod:`.config`);
-- :func:`run_one`: one run with :func:`wideflow.train` (:mod:`.runner`);
+- :func:`run_one`: one run with :func:`wideflow.train` (:mod:`.runner`), its rate from :func:`fitted_rate`;
 - :func:`train_batched`: compatible small runs trained as one batched program (:mod:`.batched`);
 - :func:`run_sweep`: the missing runs of a list on Dask, LocalCluster by default (:mod:`.dask_runner`);
 - :func:`load_results`, :func:`load_history`, :func:`load_arrays`: read the store (:mod:`.store`).
 """
 
-from .batched import BatchedKernelEngine, train_batched
+from ..fits import fitted_rate
+from .batched import train_batched
 from .config import DEFAULTS, expand, flatten, load_spec, normalize, run_id
 from .dask_runner import run_sweep
-from .runner import Outcome, RunOutput, build, fitted_rate, run_one
+from .runner import Outcome, RunOutput, build, run_one
 from .store import Store, load_arrays, load_history, load_results
 
 __all__ = [
@@ -26,7 +27,6 @@ __all__ = [
     "RunOutput",
     "Outcome",
     "train_batched",
-    "BatchedKernelEngine",
     "run_sweep",
     "Store",
     "load_results",

@@ -30,19 +30,17 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import itertools
 import json
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import data as wfdata
 from .._tensor import parse_device
 from ..activations import get_activation
-from ..dynamics import METHODS, REDUCTIONS
+from ..engines import METHODS, REDUCTIONS
 from ..errors import (
     FileMissing,
     InvalidArgument,
@@ -52,24 +50,15 @@ from ..errors import (
     check_positive_int,
     unknown_name,
 )
+from ..registry import DATA_KINDS, DEFAULT_DEPTH, TEST_SEED_OFFSET, model_shape
 from ..scalings import SCALINGS, get_scaling
 
-__all__ = ["DEFAULTS", "MODEL_KINDS", "DATA_KINDS", "normalize", "run_id", "expand", "load_spec", "flatten"]
+__all__ = ["DEFAULTS", "normalize", "run_id", "expand", "load_spec", "read_toml", "flatten"]
 
-MODEL_KINDS = ("shallow", "quadratic", "p3l", "deep")
-DATA_KINDS = ("random_labels", "quadratic_teacher", "axis_xor", "file")
 DTYPES = ("float32", "float64")
-TEST_SEED_OFFSET = 10_000  # the test set is drawn with seed data.seed + 10_000 unless data.test_seed is given
-
-# The generators of wideflow.data, called as gen(n, d, seed=..., **extra).
-GENERATORS: dict[str, Callable[..., Any]] = {
-    "random_labels": wfdata.random_labels,
-    "quadratic_teacher": wfdata.quadratic_teacher,
-    "axis_xor": wfdata.axis_xor,
-}
 
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"kind": "p3l", "d": 20, "m": 1024, "D": None, "depth": 3, "activation": "relu",
+    "model": {"kind": "p3l", "d": 20, "m": 1024, "D": None, "depth": DEFAULT_DEPTH, "activation": "relu",
               "scaling": "ours", "c_hat": 1.0, "seed": 0, "train_c": False, "bias": False},
     "data": {"kind": "axis_xor", "n": 200, "n_test": 500, "seed": 0, "test_seed": None},
     "train": {"steps": 1000, "step_size": 1.0, "reduction": "mean", "method": "auto", "log_every": 100,
@@ -77,7 +66,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "record": {"features": False},
     "tags": {},
 }
-_FILE_DEFAULTS = {"kind": "file", "path": None, "test_path": None}
 _SPEC_KEYS = ("base", "grid", "zip", "seeds", "seed_keys")
 
 
@@ -88,8 +76,9 @@ def normalize(config: Mapping[str, Any]) -> dict[str, Any]:
     :class:`~wideflow.errors.InvalidArgument` (or a subclass) naming the key. Values that only have one
     meaning are written out: ``model.D`` is the embedding dimension the model will have (d for
     ``shallow``, d² for ``quadratic``, m when left empty for ``p3l``/``deep``), ``model.depth`` is ``None``
-    except for ``deep``, ``data.test_seed`` is ``data.seed + 10000`` when not given, and the generator's
-    keyword defaults (e.g. ``m_teacher``) are filled in.
+    except for ``deep``, ``data.test_seed`` is ``data.seed +`` :data:`~wideflow.registry.TEST_SEED_OFFSET`
+    when not given, and the data kind's keyword options (e.g. ``m_teacher``) are filled in with their defaults.
+    The kinds and their defaults are those of :mod:`wideflow.registry`.
     """
     if not isinstance(config, Mapping):
         raise InvalidType(f"a run configuration must be a dict; got {type(config).__name__}.")
@@ -132,9 +121,15 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def load_spec(path: str | os.PathLike) -> dict[str, Any]:
     """Read a grid spec from a TOML file; :class:`~wideflow.errors.FileMissing` if there is none."""
+    return read_toml(path, "grid spec")
+
+
+def read_toml(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """The parsed TOML file ``path`` (``what`` it holds names it in errors): :class:`~wideflow.errors.FileMissing`
+    if it does not exist, :class:`~wideflow.errors.InvalidArgument` if it is not valid TOML."""
     path = Path(path)
     if not path.exists():
-        raise FileMissing(f"grid spec {str(path)!r} does not exist; expected a TOML file.")
+        raise FileMissing(f"{what} {str(path)!r} does not exist; expected a TOML file.")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -205,27 +200,8 @@ def _merged(section: str, given: Any, defaults: Mapping[str, Any]) -> dict[str, 
 
 
 def _model(m: dict[str, Any]) -> dict[str, Any]:
-    kind = check_choice("model.kind", m["kind"], MODEL_KINDS)
-    d = check_positive_int("model.d", m["d"])
-    width = check_positive_int("model.m", m["m"])
-    fixed_D = {"shallow": d, "quadratic": d * d}.get(kind)
-    D = m["D"]
-    if fixed_D is not None:
-        if D is not None and D != fixed_D:
-            raise InvalidArgument(
-                f"model.D={D!r} does not fit model.kind={kind!r}, whose embedding has D = {fixed_D} "
-                f"({'d' if kind == 'shallow' else 'd²'}); leave model.D out."
-            )
-        D = fixed_D
-    else:
-        D = width if D is None else check_positive_int("model.D", D)
-    depth = m["depth"]
-    if kind == "deep":
-        depth = check_positive_int("model.depth", depth, minimum=3)
-    elif depth not in (None, DEFAULTS["model"]["depth"]):
-        raise InvalidArgument(f"model.depth={depth!r} only applies to model.kind='deep'; got model.kind={kind!r}.")
-    else:
-        depth = None
+    kind = m["kind"]
+    d, width, D, depth = model_shape(kind, m["d"], m["m"], m["D"], m["depth"], prefix="model.")
     activation = m["activation"]
     get_activation(activation)
     if isinstance(activation, Mapping):
@@ -258,10 +234,9 @@ def _data(given: Any, d: int) -> dict[str, Any]:
     if "d" in given:
         raise InvalidArgument(f"data.d={given['d']!r} is not a setting: the data's dimension is model.d={d}.")
     kind = check_choice("data.kind", given.get("kind", DEFAULTS["data"]["kind"]), DATA_KINDS)
-    if kind == "file":
-        return _file_data(given)
-    extra = _generator_defaults(kind)
-    out = _merged("data", given, {**DEFAULTS["data"], **extra})
+    if not DATA_KINDS[kind].synthetic:
+        return _file_data(kind, given)
+    out = _merged("data", given, {**DEFAULTS["data"], **DATA_KINDS[kind].options})
     out["kind"] = kind
     out["n"] = check_positive_int("data.n", out["n"])
     out["n_test"] = check_positive_int("data.n_test", out["n_test"], minimum=0)
@@ -272,23 +247,13 @@ def _data(given: Any, d: int) -> dict[str, Any]:
     return out
 
 
-def _generator_defaults(kind: str) -> dict[str, Any]:
-    """The keyword arguments of the generator beyond (n, d, seed), with their defaults."""
-    params = inspect.signature(GENERATORS[kind]).parameters
-    return {name: p.default for name, p in params.items() if name not in ("n", "d", "seed")}
-
-
-def _file_data(given: Mapping[str, Any]) -> dict[str, Any]:
+def _file_data(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """A user's data set, read by ``wideflow.data.load_dataset(path, d=model.d, **options)``.
 
     ``test_path`` (optional) is read with the same options; the loader's keyword options (``x_key``,
     ``y_column``, ...) are written out with their defaults.
     """
-    from ..data import load_dataset  # added by the reproductions issue; only needed for this kind
-
-    options = {name: p.default for name, p in inspect.signature(load_dataset).parameters.items()
-               if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "d"}
-    out = _merged("data", given, {**_FILE_DEFAULTS, **options})
+    out = _merged("data", given, {"kind": kind, **DATA_KINDS[kind].options})
     for key in ("path", "test_path"):
         value = out[key]
         if value is None and key == "test_path":

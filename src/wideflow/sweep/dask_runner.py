@@ -20,7 +20,6 @@ LocalCluster takes ``n_workers`` processes (default: one per core, at most one p
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -33,6 +32,7 @@ import torch
 
 from .._tensor import resolve_device
 from ..errors import InvalidArgument, InvalidType, WideflowError, check_positive_int
+from ..io import to_json
 from .batched import MAX_BATCH, plan, run_group
 from .config import normalize, run_id
 from .runner import Outcome, failed_outcome
@@ -196,7 +196,7 @@ def _outcomes(future: Any, task: list[dict[str, Any]]) -> list[Outcome]:
 
 def _failure_line(outcome: Outcome) -> str:
     return (f"wideflow: run {outcome.run_id} failed: {outcome.error}\n"
-            f"  config: {json.dumps(outcome.config, sort_keys=True)}")
+            f"  config: {to_json(outcome.config, indent=None, sort_keys=True)}")
 
 
 def _run_task(configs: list[dict[str, Any]], torch_threads: int | dict[str, int]) -> list[Outcome]:

@@ -1,7 +1,7 @@
 """One run of a sweep: build the model and the data of a run configuration, train, summarize.
 
-:func:`run_one` is the reference path: the model comes from the constructors of :mod:`wideflow.model`,
-the data from :mod:`wideflow.data`, and training is :func:`wideflow.train` itself.
+:func:`run_one` is the reference path: the model and the data come from the kinds of :mod:`wideflow.registry`,
+and training is :func:`wideflow.train` itself.
 """
 
 from __future__ import annotations
@@ -17,23 +17,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..dynamics import TrainState, train
-from ..embeddings import Quadratic
-from ..model import P3L, PartiallyTrained, Shallow, WideNet
-from .config import DEFAULTS, GENERATORS, normalize, run_id
+from .. import registry
+from ..fits import fitted_rate
+from ..model import WideNet
+from ..registry import Data, make_data
+from ..training import TrainState, train
+from .config import normalize, run_id
 
 __all__ = ["RunOutput", "Outcome", "run_one", "run_guarded", "failed_outcome", "build", "summarize", "fitted_rate",
            "first_features"]
-
-Data = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
-
 
 @dataclass
 class RunOutput:
     """The result of one run.
 
     ``metrics``: initial_train_loss, final_train_loss, final_test_error (NaN without a test set),
-    fitted_rate and fitted_r2 (see :func:`fitted_rate`), method (the engine that ran), wall_time (s).
+    fitted_rate and fitted_r2 (see :func:`wideflow.fits.fitted_rate`), method (the engine that ran), wall_time (s).
     ``history``: the :func:`wideflow.train` history (step, time, train_loss, test_error).
     ``arrays``: with ``record.features``, h_i(x) over the m neurons for the first training input and the
     first test input at initialization and at the end: ``h0_train``, ``hT_train``, ``h0_test``, ``hT_test``.
@@ -61,36 +60,18 @@ class Outcome:
 
 
 def build_model(config: Mapping[str, Any]) -> WideNet:
-    """The model of a normalized configuration, from the named constructors (spec §1.2-1.5)."""
+    """The model of a normalized configuration (:func:`wideflow.registry.build_model`, docs/theory.md §1)."""
     m, t = config["model"], config["train"]
-    kw = dict(activation=m["activation"], scaling=m["scaling"], c_hat=m["c_hat"], seed=m["seed"],
-              dtype=t["dtype"], device=t["device"], train_c=m["train_c"], bias=m["bias"])
-    if m["kind"] == "shallow":
-        return Shallow(m["d"], m["m"], **kw)
-    if m["kind"] == "quadratic":
-        return WideNet(Quadratic(m["d"]), m["m"], **kw)
-    if m["kind"] == "p3l":
-        return P3L(m["d"], m["m"], m["D"], **kw)
-    return PartiallyTrained(m["d"], m["m"], m["D"], depth=m["depth"], **kw)
+    return registry.build_model(m["kind"], m["d"], m["m"], D=m["D"], depth=m["depth"], activation=m["activation"],
+                                scaling=m["scaling"], c_hat=m["c_hat"], seed=m["seed"], dtype=t["dtype"],
+                                device=t["device"], train_c=m["train_c"], bias=m["bias"])
 
 
 def build_data(config: Mapping[str, Any]) -> Data:
-    """(X, y, X_test, y_test) of a normalized configuration; the test set is ``None`` when n_test = 0."""
-    data, d = config["data"], config["model"]["d"]
-    if data["kind"] == "file":
-        from ..data import load_dataset  # added by the reproductions issue
-
-        options = {k: v for k, v in data.items() if k not in ("kind", "path", "test_path")}
-        X, y = load_dataset(data["path"], d=d, **options)
-        if data["test_path"] is None:
-            return X, y, None, None
-        return (X, y, *load_dataset(data["test_path"], d=d, **options))
-    gen = GENERATORS[data["kind"]]
-    extra = {k: v for k, v in data.items() if k not in DEFAULTS["data"]}
-    X, y = gen(data["n"], d, seed=data["seed"], **extra)
-    if data["n_test"] == 0:
-        return X, y, None, None
-    return (X, y, *gen(data["n_test"], d, seed=data["test_seed"], **extra))
+    """(X, y, X_test, y_test) of a normalized configuration (:func:`wideflow.registry.make_data`); the test
+    set is ``None`` when there is none."""
+    data = config["data"]
+    return make_data(data["kind"], config["model"]["d"], **{k: v for k, v in data.items() if k != "kind"})
 
 
 def build(config: Mapping[str, Any]) -> tuple[WideNet, Data]:
@@ -146,25 +127,6 @@ def summarize(history: pd.DataFrame, method: str, wall_time: float) -> dict[str,
         "method": method,
         "wall_time": float(wall_time),
     }
-
-
-def fitted_rate(history: pd.DataFrame) -> tuple[float, float]:
-    """Least-squares slope of log(train_loss) against time over the second half of the history, and R².
-
-    A linear rate L_t ∝ e^{−rt} (spec §1.8, Theorems 1-3) gives a slope of −r and R² near 1. Rows whose
-    loss is not positive are left out; fewer than two rows left give NaN.
-    """
-    tail = history.iloc[len(history) // 2 :]
-    keep = tail["train_loss"] > 0
-    t = tail["time"][keep].to_numpy(dtype=float)
-    logl = np.log(tail["train_loss"][keep].to_numpy(dtype=float))
-    if len(t) < 2 or np.ptp(t) == 0:
-        return math.nan, math.nan
-    slope, intercept = np.polyfit(t, logl, 1)
-    residual = logl - (slope * t + intercept)
-    total = float(((logl - logl.mean()) ** 2).sum())
-    r2 = 1.0 - float((residual**2).sum()) / total if total > 0 else math.nan
-    return float(slope), r2
 
 
 class _FeatureRecorder:

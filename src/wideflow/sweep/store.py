@@ -10,24 +10,24 @@ Layout::
     STORE/runs/<run_id>/metrics.json      final metrics; written last, so a run is finished iff it exists
     STORE/runs/<run_id>/error.json        a failed attempt: error, traceback (removed once the run succeeds)
 
-Every file is written to a temporary name in the same folder (``.NAME.PID.RANDOM.tmp``), flushed to disk
-and renamed into place, so a crash (Ctrl-C, SIGKILL, power loss) never leaves a half-written file under a
-final name, and a run whose metrics.json is missing is simply run again. A writer killed mid-file leaves
-its hidden temporary file behind; it is never read (and never deleted, in case another process is
-writing the same run).
+Every file is written by :func:`wideflow.io.atomic_write`: to a temporary name in the same folder
+(``.NAME.PID.RANDOM.tmp``), flushed to disk and renamed into place, so a crash (Ctrl-C, SIGKILL, power loss)
+never leaves a half-written file under a final name, and a run whose metrics.json is missing is simply run
+again. A writer killed mid-file leaves its hidden temporary file behind; it is never read (and never
+deleted, in case another process is writing the same run). The JSON files follow the policy of
+:mod:`wideflow.io`: a NaN or infinite metric (no test set, a history too short to fit) is written as
+``null``, and :meth:`Store.row` reads it back as NaN.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import platform
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..errors import InvalidArgument
+from ..io import atomic_json, atomic_write, read_json
 from .config import flatten
 from .runner import Outcome
 
@@ -68,7 +69,7 @@ class Store:
         self.path = Path(path)
         meta = self.path / "store.json"
         if meta.exists():
-            info = json.loads(meta.read_text())
+            info = read_json(meta)
             if info.get("format") != STORE_FORMAT:
                 raise InvalidArgument(
                     f"{str(self.path)!r} is a results store of format {info.get('format')!r}; this wideflow "
@@ -83,7 +84,7 @@ class Store:
             )
         else:
             (self.path / "runs").mkdir(parents=True, exist_ok=True)
-            _atomic_json(meta, {"format": STORE_FORMAT, "created": _now(), **provenance()})
+            atomic_json(meta, {"format": STORE_FORMAT, "created": _now(), **provenance()})
 
     def folder(self, rid: str) -> Path:
         return self.path / "runs" / rid
@@ -101,18 +102,18 @@ class Store:
         """Record a finished or a failed run. A failure never overwrites a finished run."""
         folder = self.folder(outcome.run_id)
         folder.mkdir(parents=True, exist_ok=True)
-        _atomic_json(folder / "config.json", outcome.config)
+        atomic_json(folder / "config.json", outcome.config)
         run_info = {**provenance(), "host": platform.node(), "batch_size": outcome.batch_size, "written": _now()}
         if outcome.output is None:
             if not self.finished(outcome.run_id):
-                _atomic_json(folder / "error.json", {"error": outcome.error, "traceback": outcome.traceback,
+                atomic_json(folder / "error.json", {"error": outcome.error, "traceback": outcome.traceback,
                                                      **run_info})
             return
         out = outcome.output
-        _atomic(folder / "history.parquet", lambda fh: out.history.to_parquet(fh, index=False))
-        _atomic(folder / "arrays.npz", lambda fh: np.savez(fh, **out.arrays))
-        _atomic_json(folder / "run.json", run_info)
-        _atomic_json(folder / "metrics.json", out.metrics)
+        atomic_write(folder / "history.parquet", lambda fh: out.history.to_parquet(fh, index=False))
+        atomic_write(folder / "arrays.npz", lambda fh: np.savez(fh, **out.arrays))
+        atomic_json(folder / "run.json", run_info)
+        atomic_json(folder / "metrics.json", out.metrics)
         (folder / "error.json").unlink(missing_ok=True)
 
     def row(self, rid: str) -> dict[str, Any] | None:
@@ -120,15 +121,15 @@ class Store:
         provenance; ``None`` if the store has nothing for it."""
         folder = self.folder(rid)
         if self.finished(rid):
-            metrics = {k: math.nan if v is None else v for k, v in _read_json(folder / "metrics.json").items()}
-            info = _read_json(folder / "run.json")
+            metrics = {k: math.nan if v is None else v for k, v in read_json(folder / "metrics.json").items()}
+            info = read_json(folder / "run.json")
             status, error = "ok", None
         elif (folder / "error.json").exists():
-            info = _read_json(folder / "error.json")
+            info = read_json(folder / "error.json")
             metrics, status, error = {}, "failed", info["error"]
         else:
             return None
-        config = _read_json(folder / "config.json")
+        config = read_json(folder / "config.json")
         return {"run_id": rid, "status": status, "error": error, **flatten(config), **metrics,
                 "wideflow_version": info.get("wideflow_version"), "git_revision": info.get("git_revision")}
 
@@ -192,32 +193,3 @@ def _finished_file(store: str | os.PathLike, run_id: str, name: str) -> Path:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
-
-
-def _atomic_json(path: Path, obj: Mapping[str, Any]) -> None:
-    """JSON has no NaN: a NaN metric (no test set, too short a history) is written as null."""
-    clean = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in obj.items()}
-    text = json.dumps(clean, indent=1, allow_nan=False)
-    _atomic(path, lambda fh: fh.write(text.encode()))
-
-
-def _atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write through ``write(file)`` to a temporary file next to ``path``, fsync, and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

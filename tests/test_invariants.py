@@ -1,4 +1,4 @@
-"""Property-based tests (hypothesis) over model configurations, data shapes and training arguments (issue 7).
+"""Property-based tests (hypothesis) over model configurations, data shapes and training arguments.
 
 Each argument is drawn either valid or from a pool of invalid values, and an oracle says which: then
 - all valid: the call succeeds and its result has the documented shape (no false rejection);
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import wideflow as wf
 from wideflow import errors as E
 from wideflow.activations import available_activations
-from wideflow.dynamics import max_stable_step_size
+from wideflow.kernels import max_stable_step_size
 
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -251,7 +251,7 @@ def valid_runs(draw: st.DrawFn) -> tuple[wf.WideNet, dict[str, Any]]:
 @SETTINGS
 @given(valid_runs())
 def test_engines_agree(spec: tuple[wf.WideNet, dict[str, Any]]) -> None:
-    """Weight space and kernel space (spec §8) are the same GD: same history and W to rounding.
+    """Weight space and kernel space (docs/theory.md §8) are the same GD: same history and W to rounding.
 
     Over 300 random configurations (float64) the largest difference, relative to the largest value of its
     column (losses fall to the rounding floor ~1e-16 L_0), was 5.6e-15 in the history and 2.8e-15 in W;
