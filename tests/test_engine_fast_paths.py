@@ -112,7 +112,7 @@ def test_padding_columns_change_nothing(activation: str) -> None:
         assert torch.equal(engine._H[:, :, 21:], torch.zeros(1, 32, 3, dtype=torch.float64))
         assert torch.equal(engine._e[:, 21:], torch.zeros(1, 3, dtype=torch.float64))
         if method == "kernel":
-            assert torch.equal(engine._B[:, :, 21:], torch.zeros(1, 32, 3, dtype=torch.float64))
+            assert torch.equal(engine._Z[:, :, 21:], torch.zeros(1, 32, 3, dtype=torch.float64))
         W = engine.finish()[0].W
         assert float((W - W_ref).norm() / (W_ref - model.W).norm()) <= 1e-10
 
@@ -267,9 +267,9 @@ def test_kernel_engine_memory_does_not_grow_with_D(data) -> None:
         sizes.append(_engine_bytes(engine))
     assert sizes[0] == sizes[1]
     m, n, n_test = 16, 24, 10
-    # H, B and the buffers σ(H), c ⊙ σ'(H); H_test,0; G, its e-scaled copy and G(X, X_test); f, e; c; and the
-    # run's constants s_o, N, coef_B, coef_H (one number each)
-    assert sizes[0] == 8 * (4 * m * n + m * n_test + 2 * n * n + n * n_test + 2 * n + m + 4)
+    # H, Z and the buffers σ(H), c ⊙ σ'(H); H_test,0; G, its e-scaled copy and G(X, X_test); f, e; c; and the
+    # run's constants s_o, N, coef_H (one number each)
+    assert sizes[0] == 8 * (4 * m * n + m * n_test + 2 * n * n + n * n_test + 2 * n + m + 3)
 
 
 def _probe(bench, method: str, D: int) -> int:

@@ -33,7 +33,7 @@ from wideflow import diagnostics, gradflow, ntk, sweep, theory
 from wideflow import errors as E
 from wideflow.cli import main as cli_main
 from wideflow.kernels import max_stable_step_size
-from wideflow.sklearn import WideNetRegressor
+from wideflow.sklearn import WideNetClassifier, WideNetKernel, WideNetRegressor
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -162,6 +162,12 @@ CASES: list[Case] = [
     C("train", "wf.train(model, X, y, steps=20, resume='other_run.ckpt')", E.CheckpointError,
       ("'other_run.ckpt'", "steps", "same")),
     C("train", "wf.train(model, X, y, checkpoint=123)", E.InvalidType, ("checkpoint", "int", "path")),
+    C("train", "wf.train(model, X, y, loss='logistc')", E.UnknownName, ("loss", "'logistc'", "'logistic'?")),
+    C("train", "wf.train(model, X, y, loss='logistic')", E.InvalidArgument, ("y", "-1 and +1", "logistic")),
+    C("train", "wf.train(model, X, torch.ones(8, dtype=torch.float64), loss='logistic')", E.InvalidArgument,
+      ("y", "single class", "-1 and +1")),
+    C("train", "wf.train(model, X, y_pm, X_test=X, y_test=y, loss='logistic')", E.InvalidArgument,
+      ("y_test", "-1 and +1")),
     C("train", "wf.train(model, X, y, step_size=1e6)", E.TrainingDiverged, ("step 1", "step_size=1e+06", "2N/λ_max")),
     C("train", "wf.train(wf.WideNet(lambda X: X * float('nan'), 10, d=3), X, y)", E.TrainingDiverged,
       ("non-finite at step 0", "embedding", "not finite")),
@@ -217,6 +223,8 @@ CASES: list[Case] = [
       ("'activaton'", "'activation'?")),
     C("configuration files", "sweep.normalize({'model': {'scaling': 'ntk', 'm': 11}})", E.InvalidArgument,
       ("model.m=11", "odd", "even")),
+    C("configuration files", "sweep.normalize({'train': {'loss': 'hinge'}})", E.UnknownName,
+      ("train.loss", "'hinge'", "'logistic'")),
     C("configuration files", "sweep.normalize({'train': {'device': 'gpu'}})", E.InvalidArgument,
       ("train.device", "'gpu'", "'cuda'?")),
     C("configuration files", "sweep.run_sweep([{'train': {'device': 'cuda:99'}}], 'store', progress=False)",
@@ -235,6 +243,9 @@ CASES: list[Case] = [
       E.UnknownName, ("reduction", "'avg'")),
     C("other modules", "theory.fit_rate(None)", E.InvalidType, ("history", "DataFrame", "NoneType")),
     C("other modules", "gradflow.gradient_flow(model, X, y, t=-1.0)", E.InvalidArgument, ("t", "-1.0", "> 0")),
+    C("other modules", "gradflow.gradient_flow(model, X, y, t=1.0, loss='logistic')", E.InvalidArgument,
+      ("y", "-1 and +1")),
+    C("other modules", "wf.check(model, X, y, loss='logistic')", E.InvalidArgument, ("y", "-1 and +1")),
     C("other modules", "gradflow.gradient_flow(model, X, y, t=1.0, solver='rk5')", E.UnknownName, ("solver", "'rk5'")),
     C("other modules", "gradflow.gradient_flow(model, X, y, times=[1.0, 0.5])", E.InvalidArgument, ("times", "increasing")),
     C("other modules", "ntk.ntk_kernel(X, c_hat=-1)", E.InvalidArgument, ("c_hat", "-1", "> 0")),
@@ -259,6 +270,14 @@ CASES: list[Case] = [
     C("other modules", "WideNetRegressor(m=8).fit(X.numpy(), y.numpy()[:5])", ValueError, ("inconsistent", "[8, 5]"),
       builtin=True),
     C("other modules", "WideNetRegressor(m=8).fit(X_nan.numpy(), y.numpy())", ValueError, ("NaN",), builtin=True),
+    C("other modules", "WideNetClassifier(m=8).fit(X.numpy(), np.zeros(8))", ValueError,
+      ("at least 2 classes", "one class"), builtin=True),
+    C("other modules", "WideNetClassifier(m=8).fit(X.numpy(), y.numpy())", ValueError, ("Unknown label type",),
+      builtin=True),
+    C("other modules", "WideNetClassifier(m=8, steps=2, kind='quadratic', dtype='float32').fit(X.numpy(), "
+      "y_pm.numpy()).predict_proba(np.full((2, 3), 1e20))", E.NonFiniteInput, ("X", "non-finite", "probabilities")),
+    C("other modules", "WideNetKernel(model, kind='ntk')(X.numpy())", E.UnknownName, ("kind", "'ntk'", "'tangent'")),
+    C("other modules", "WideNetKernel('model')(X.numpy())", E.InvalidType, ("model", "str", "WideNet")),
     # ---------------------------------------------------------------- command line
     C("command line", "wideflow train -m 0", E.InvalidArgument, ("m", "0", ">= 1")),
     C("command line", "wideflow train --activation rleu", E.UnknownName, ("'rleu'", "'relu'?")),
@@ -270,8 +289,12 @@ CASES: list[Case] = [
     C("command line", "wideflow train -n 0", E.InvalidArgument, ("n", "0", ">= 1")),
     C("command line", "wideflow train --method kernal", E.UnknownName, ("'kernal'", "'kernel'?")),
     C("command line", "wideflow train --reduction avg", E.UnknownName, ("'avg'", "'mean'")),
-    C("command line", "wideflow train --step-size 1e6", E.TrainingDiverged, ("diverged", "2N/λ_max")),
-    C("command line", "wideflow train --out a_folder", E.OutputError, ("'a_folder'", "folder")),
+    C("command line", "wideflow train --step-size 1e6 --activation linear", E.TrainingDiverged, ("diverged", "2N/λ_max")),
+    C("command line", "wideflow train --out garbage.pt", E.OutputError, ("--out", "'garbage.pt'", "folder")),
+    C("command line", "wideflow train --loss logist", E.UnknownName, ("'logist'", "'logistic'?")),
+    C("command line", "wideflow train --loss logistic", E.InvalidArgument, ("y", "-1 and +1")),
+    C("command line", "wideflow train --checkpoint-every 5", E.InvalidArgument, ("checkpoint_every", "checkpoint=")),
+    C("command line", "wideflow train --resume garbage.pt", E.CheckpointError, ("'garbage.pt'", "checkpoint")),
     C("command line", "wideflow sweep bad.toml --dry-run", E.InvalidArgument, ("'bad.toml'", "TOML")),
     C("command line", "wideflow sweep grid_m0.toml --dry-run", E.InvalidArgument, ("model.m", "0", ">= 1")),
     C("command line", "wideflow sweep missing.toml --dry-run", E.FileMissing, ("'missing.toml'", "does not exist")),
@@ -291,6 +314,10 @@ CASES: list[Case] = [
       ("preset_m0.toml", "exp1.m", ">= 1")),
     C("command line", "wideflow reproduce exp1 --out out --preset tiny --config preset_typo.toml", E.UnknownName,
       ("unknown key 'stpes' in [exp1] of", "preset_typo.toml", "'steps'?")),
+    C("command line", "wideflow reproduce real --out out --preset tiny --config preset_real_big.toml",
+      E.InvalidArgument, ("real.n_test + max(real.n)", "1797", "digits")),
+    C("command line", "wideflow reproduce real --out out --preset tiny --config preset_real_odd.toml",
+      E.InvalidArgument, ("real.m", "[15]", "even")),
 ]
 
 
@@ -317,6 +344,8 @@ def _workspace() -> Iterator[dict[str, Any]]:
             Path("grid_m0.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 0}\n")
             Path("preset_m0.toml").write_text("[exp1]\nm = 0\n")
             Path("preset_typo.toml").write_text("[exp1]\nstpes = 10\n")
+            Path("preset_real_big.toml").write_text("[real]\nn = [2000]\n")
+            Path("preset_real_odd.toml").write_text("[real]\nm = [15]\n")
             Path("grid_cuda.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 8}\n"
                                               "train = {device = 'cuda:99'}\n")
             Path("a_folder").mkdir()
@@ -326,6 +355,7 @@ def _workspace() -> Iterator[dict[str, Any]]:
             H = model.features(X).T
             ns = {"wf": wf, "torch": torch, "np": np, "sweep": sweep, "theory": theory, "gradflow": gradflow, "ntk": ntk,
                   "diagnostics": diagnostics, "WideNetRegressor": WideNetRegressor,
+                  "WideNetClassifier": WideNetClassifier, "WideNetKernel": WideNetKernel, "y_pm": torch.sign(y),
                   "X": X, "y": y, "model": model, "X_nan": X_nan,
                   "X_inf": X_inf, "y_nan": y_nan, "y_inf": y_inf, "H": H, "c": model.c, "G": wf.gram(model, X)}
             yield ns

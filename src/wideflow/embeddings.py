@@ -44,6 +44,7 @@ __all__ = [
     "Function",
     "as_embedding",
     "from_spec",
+    "register_embedding_kind",
 ]
 
 
@@ -55,6 +56,9 @@ class Embedding:
 
     d: int
     D: int
+    #: True for an embedding with infinitely many coordinates (D = ∞): Φ is never formed, its Gram matrix is
+    #: given by ``gram(X, X2)`` (:mod:`wideflow.infinite`)
+    infinite = False
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
         if not isinstance(X, torch.Tensor) or not X.is_floating_point():
@@ -268,6 +272,12 @@ _KINDS: dict[str, type[Embedding]] = {
     "random_features": RandomFeatures,
     "deep_random_features": DeepRandomFeatures,
 }
+
+
+def register_embedding_kind(kind: str, cls: type[Embedding]) -> None:
+    """Let :func:`from_spec` rebuild embeddings whose spec has ``kind`` (for embeddings defined in other
+    modules, such as the D = ∞ one of :mod:`wideflow.infinite`)."""
+    _KINDS[kind] = cls
 
 
 def from_spec(spec: dict[str, Any]) -> Embedding:

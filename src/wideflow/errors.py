@@ -204,3 +204,11 @@ def _np_number() -> type:
     import numpy as np
 
     return np.number
+
+
+def not_a_model(argument: str, value: Any) -> InvalidType:
+    """The one error for a value that should be a wideflow model (:func:`wideflow.model.check_model`)."""
+    return InvalidType(
+        f"{argument} must be a wideflow model (WideNet, Shallow, P3L, PartiallyTrained, e.g. wf.P3L(d, m)); "
+        f"got {type(value).__name__}."
+    )

@@ -6,7 +6,8 @@ W_t = W_0 + B_t Φ and H_t = H_0 + s_h D B_t G. With Z = s_h D B (the units of H
 
     dZ/dt = −(γ/N) A(H),  H = H_0 + Z G,  A = (c eᵀ) ⊙ σ'(H),  e = s_o σ(H)ᵀc − y,
 
-which is eq. (11) on the training set (γ = 1, or 1/√m for NTK), with test features H_test = H_test,0 + Z G(X,
+which is eq. (11) on the training set (γ = 1, or 1/√m for NTK); for another loss (``loss="logistic"``) e is
+∂ℓ/∂f (docs/theory.md §8), with test features H_test = H_test,0 + Z G(X,
 X_test). The field is the engine's own (:meth:`~wideflow.engines.KernelEngine.velocity`: the same readout,
 residual and slope as a GD step) on the problem that :func:`wideflow.engines.prepare` builds. The integrator is
 torchdiffeq's adaptive Runge-Kutta (``dopri5`` by default: Dormand-Prince 5(4) with rtol/atol error control),
@@ -37,6 +38,7 @@ import torch
 
 from .engines import KernelEngine, prepare
 from .errors import InvalidArgument, KernelEngineUnavailable, check_choice, check_positive_float, check_positive_int
+from .losses import get_loss
 from .model import WideNet, check_model
 from .training import TrainState, train
 from .training.loop import Snapshot
@@ -66,7 +68,8 @@ class GradientFlow:
     """The flow's state Z (1, m, n) on a kernel engine prepared with δ = 1, advanced by torchdiffeq."""
 
     def __init__(self, model: WideNet, X: Any, y: Any, *, X_test: Any = None, y_test: Any = None,
-                 reduction: str = "mean", rtol: float = 1e-6, atol: float = 1e-9, solver: str = "dopri5") -> None:
+                 reduction: str = "mean", rtol: float = 1e-6, atol: float = 1e-9, solver: str = "dopri5",
+                 loss: str = "squared") -> None:
         check_model(model)
         self.rtol = check_positive_float("rtol", rtol)
         self.atol = check_positive_float("atol", atol)
@@ -82,8 +85,9 @@ class GradientFlow:
                 f"{model!r} also trains c or biases. Use wideflow.train with a small step_size instead."
             )
         self.settings = {"reduction": reduction, "rtol": rtol, "atol": atol, "solver": solver,
-                         "model": model.config}
-        self.engine = KernelEngine(prepare(model, X, y, X_test, y_test, reduction=reduction, step_size=1.0))
+                         "model": model.config, "loss": get_loss(loss).name}
+        self.engine = KernelEngine(prepare(model, X, y, X_test, y_test, reduction=reduction, step_size=1.0,
+                                           loss=loss))
         self.H0 = self.engine.H.clone()
         self.Z = torch.zeros_like(self.H0)
         self.calls = 0
@@ -94,7 +98,9 @@ class GradientFlow:
         return self.engine.velocity(self.H0, Z)
 
     def advance(self, t0: float, t1: float) -> None:
-        from torchdiffeq import odeint  # imported here: it loads SciPy's integrators, slow to import
+        from torchdiffeq import (
+            odeint,  # imported here: it loads SciPy's integrators, slow to import
+        )
 
         span = torch.tensor([t0, t1], dtype=self.Z.dtype, device=self.Z.device)
         self.Z = odeint(self.velocity, self.Z, span, rtol=self.rtol, atol=self.atol, method=self.solver)[-1]
@@ -111,16 +117,20 @@ class GradientFlow:
         eng = self.engine
         eng.set_flow_state(self.H0, self.Z)
         f, e = eng.residual()
-        state = Snapshot(eng, k, f, e, eng.losses(e)).state(0).copy()
+        state = Snapshot(eng, k, f, e, eng.losses(e, f)).state(0).copy()
         state.time = tk
         return state
 
     def rate(self) -> float:
-        """−d log L/dt = −2 eᵀ(df/dt)/(eᵀe), df/dt = s_o Σ_i c_i σ'(H_i) dH_i/dt, dH/dt = (dZ/dt) G (eq. (14))."""
+        """−d log L/dt = −2 eᵀ(df/dt)/(eᵀe), df/dt = s_o Σ_i c_i σ'(H_i) dH_i/dt, dH/dt = (dZ/dt) G (eq. (14));
+        for another loss −(1/N) eᵀ(df/dt)/L with e = ∂ℓ/∂f."""
         eng = self.engine
         dH = torch.bmm(eng.velocity(self.H0, self.Z), eng.G)
         e = eng.e.clone()
         df = eng.reduce_outputs((eng.slope(eng.H, torch.empty_like(dH)) * dH).sum(dim=1) * eng.s_o)
+        if eng.loss.name != "squared":
+            L = eng.losses(e, eng.f)[0]
+            return -float((e * df).sum()) / (float(eng.N[0]) * L) if L > 0 else math.inf
         ee = float((e * e).sum())
         return -2 * float((e * df).sum()) / ee if ee > 0 else math.inf
 
@@ -157,18 +167,19 @@ def flow(
     rtol: float = 1e-6,
     atol: float = 1e-9,
     solver: str = "dopri5",
+    loss: str = "squared",
 ) -> Generator[TrainState, None, WideNet]:
     """Integrate the gradient flow (11) and yield a :class:`~wideflow.training.TrainState` at each time.
 
     The grid is ``points`` equally spaced times in [0, t], or the given ``times`` (0 is prepended). Each
     state's ``step`` is its index in the grid and ``time`` its GF time. ``reduction`` is N of the loss (6)
     ("mean", the default, or "sum"); rtol/atol are the solver's error tolerances and ``solver`` one of
-    :data:`SOLVERS`. The model is not modified; the generator's return value (``StopIteration.value``) is the
-    model at the last time.
+    :data:`SOLVERS`; ``loss`` is "squared" (eq. (6)) or "logistic" (:mod:`wideflow.losses`). The model is not
+    modified; the generator's return value (``StopIteration.value``) is the model at the last time.
     """
     grid = _times(t, times, points)
     integrator = GradientFlow(model, X, y, X_test=X_test, y_test=y_test, reduction=reduction, rtol=rtol,
-                              atol=atol, solver=solver)
+                              atol=atol, solver=solver, loss=loss)
     yield from integrator.run(grid)
     return integrator.finish()
 
@@ -179,10 +190,10 @@ def gradient_flow(model: WideNet, X: Any, y: Any, t: float | None = None, *,
     """Integrate the gradient flow (10)-(11) of ``model`` on (X, y) up to time ``t`` (grid as in :func:`flow`).
 
     ``options`` are the keywords of :func:`flow` (times, points, X_test, y_test, reduction, rtol, atol,
-    solver). The history
-    has a row per time of the grid with time, train_loss (= (1/2N) Σ_a e_a²), rate (the instantaneous
-    −d log L/dt of eq. (14)), nfe (cumulative solver evaluations), test_error with a test set, and the columns
-    returned by ``callbacks`` (functions of the state, as in :func:`wideflow.train`).
+    solver, loss). The history has a row per time of the grid with time, train_loss (= (1/2N) Σ_a e_a², or
+    (1/N) Σ_a ℓ(f_a, y_a) for another loss), rate (the instantaneous −d log L/dt of eq. (14)), nfe (cumulative
+    solver evaluations), test_error with a test set, train_accuracy and test_accuracy for the logistic loss,
+    and the columns returned by ``callbacks`` (functions of the state, as in :func:`wideflow.train`).
     """
     grid = _times(t, options.pop("times", None), options.pop("points", 101))
     integrator = GradientFlow(model, X, y, **options)
@@ -196,6 +207,7 @@ def gradient_flow(model: WideNet, X: Any, y: Any, t: float | None = None, *,
                    "nfe": integrator.calls}
             if state.test_error is not None:
                 row["test_error"] = state.test_error
+            row.update(_accuracies(integrator.engine, state))
             for cb in callbacks:
                 row.update(cb(state))
             rows.append(row)
@@ -207,6 +219,16 @@ def gradient_flow(model: WideNet, X: Any, y: Any, t: float | None = None, *,
             bar.close()
     settings = {"t": float(grid[-1]), "points": len(grid), **integrator.settings}
     return FlowResult(pd.DataFrame(rows), integrator.finish(), state, _time.perf_counter() - t0, settings)
+
+
+def _accuracies(engine: KernelEngine, state: TrainState) -> dict[str, float]:
+    """train_accuracy and test_accuracy of a classification loss (nothing for the squared loss)."""
+    if not engine.loss.classification:
+        return {}
+    out = {"train_accuracy": engine.accuracies(state.f[None], engine.y)[0]}
+    if state.f_test is not None and engine.y_test is not None:
+        out["test_accuracy"] = engine.accuracies(state.f_test[None], engine.y_test)[0]
+    return out
 
 
 def _progress(progress: bool | None, total: float) -> Any:
@@ -229,6 +251,7 @@ def compare_gd_to_flow(
     reduction: str = "mean",
     rtol: float = 1e-9,
     atol: float = 1e-11,
+    loss: str = "squared",
 ) -> pd.DataFrame:
     """GD with step δ against the gradient flow at time ``t``, for each δ in ``step_sizes``.
 
@@ -237,7 +260,8 @@ def compare_gd_to_flow(
     differences fall like δ (first order) as δ → 0.
     """
     t = check_positive_float("t", t)
-    final = gradient_flow(model, X, y, times=[t], reduction=reduction, rtol=rtol, atol=atol, progress=False)
+    final = gradient_flow(model, X, y, times=[t], reduction=reduction, rtol=rtol, atol=atol, progress=False,
+                          loss=loss)
     f_flow, loss_flow = final.final_state.f, final.final_state.train_loss
     rows = []
     for delta in step_sizes:
@@ -246,7 +270,7 @@ def compare_gd_to_flow(
         if not math.isclose(steps * delta, t, rel_tol=1e-9):
             raise InvalidArgument(f"t={t} is not a multiple of the step size {delta}; pick step sizes that divide t.")
         res = train(model, X, y, steps=steps, step_size=delta, reduction=reduction, method="kernel",
-                    log_every=steps, progress=False)
+                    log_every=steps, progress=False, loss=loss)
         f_gd = res.final_state.f
         rows.append({"step_size": delta, "steps": steps, "max_abs_f": float((f_gd - f_flow).abs().max()),
                      "loss_gd": res.final_train_loss, "loss_flow": loss_flow,

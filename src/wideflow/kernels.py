@@ -7,7 +7,9 @@
   Σ^(1)(x, x') = xᵀx'/d,  Σ^(l+1)(x, x') = E[σ(u)σ(v)], (u, v) ~ N(0, [[Σ^(l)(x,x), Σ^(l)(x,x')], [·, Σ^(l)(x',x')]]).
 - :func:`dual_kernel`: one step of that recursion, E[σ(u)σ(v)] (or E[σ'(u)σ'(v)]) for a Gaussian pair, by
   the closed form the activation declares (ReLU: arc-cosine of order 1; leaky ReLU; erf: arcsin formula;
-  linear) and by 2-D Gauss-Hermite quadrature for every other activation, user-registered ones included.
+  linear) and by 2-D quadrature for every other activation, user-registered ones included: Gauss-Hermite where
+  it is accurate, a composite Gauss-Legendre rule refined around σ's argument 0 where it is not (large variances,
+  kinks), within 1e-6·√(E σ(u)² E σ(v)²) for smooth σ at variances 1e-4 to 1e2 (docs/reproductions.md).
 - :func:`tangent_kernel`: K_ab = (1/m) Σ_i c_i² σ'(h_i(x_a)) σ'(h_i(x_b)) G_ab, so that one GD step moves the
   training outputs by −(δ/N) K e to first order, in all three scalings.
 """
@@ -24,14 +26,22 @@ import torch
 from ._tensor import as_tensor, check_shape, resolve_dtype
 from .activations import Activation, get_activation
 from .embeddings import DeepRandomFeatures, Embedding, Identity, RandomFeatures
-from .errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, check_choice, check_positive_int
-from .model import check_model
+from .errors import InvalidArgument, InvalidShape, InvalidType, NonFiniteInput, check_choice, check_positive_int, not_a_model
 
 __all__ = ["gram", "embedding_gram", "limit_gram", "expected_gram", "limit_depth", "dual_kernel", "tangent_kernel", "has_closed_form", "max_stable_step_size"]
 
-# Quadrature points per dimension. For σ smooth on the scale of the variances (tanh, sigmoid, softplus with
-# q ≤ 3) 64 nodes give errors below 1e-6; kinks (a user ReLU-like σ) converge only algebraically (~1e-4).
+# Gauss-Hermite points per dimension of the first rule tried (docs/theory.md §4). A pair whose result moves by
+# more than QUAD_RTOL between FAST_CHECK_NODES and DEFAULT_NODES points (large variances, where σ(√q x) is
+# sharp on the scale of the nodes, and kinks) is computed again by the composite rule below.
 DEFAULT_NODES = 64
+FAST_CHECK_NODES = 48
+QUAD_RTOL = 1e-9
+# The composite rule: Gauss-Legendre panels of _GL_POINTS points in the standard normal variable on
+# [−_TAIL, _TAIL] (the N(0, 1) mass outside is 2e-17), refined in a window of ±_WINDOW in σ's argument around
+# where σ's argument is 0, with a panel edge there (a kink at 0 is integrated exactly).
+_GL_POINTS = 8
+_SIDE_PANELS, _HALF_PANELS = 3, 5
+_TAIL, _WINDOW = 8.5, 8.0
 # Elements of the (pairs × nodes × nodes) quadrature tensor evaluated at once: 32 MiB in float64.
 _QUAD_CHUNK = 1 << 22
 
@@ -39,7 +49,8 @@ _QUAD_CHUNK = 1 << 22
 def _embedding_and_dtype(model: Any) -> tuple[Embedding, torch.dtype, torch.device]:
     if isinstance(model, Embedding):
         return model, torch.float64, torch.device("cpu")
-    model = check_model(model)
+    if not isinstance(getattr(model, "embedding", None), Embedding):
+        raise not_a_model("model", model)
     return model.embedding, model.dtype, model.device
 
 
@@ -60,6 +71,8 @@ def gram(model: Any, X: Any, X2: Any = None, *, block: int = 2048) -> torch.Tens
 def embedding_gram(emb: Embedding, X: torch.Tensor, X2: torch.Tensor | None = None, block: int = 2048) -> torch.Tensor:
     """:func:`gram` for inputs already checked and converted (the training engines call it once per run):
     Φ(X) Φ(X2)ᵀ / D accumulated over ``block`` columns of Φ at a time, in the dtype and device of ``X``."""
+    if emb.infinite:
+        return emb.gram(X, X2)
     same = X2 is None
     X2 = X if X2 is None else X2
     G = torch.zeros(X.shape[0], X2.shape[0], dtype=X.dtype, device=X.device)
@@ -87,7 +100,7 @@ def limit_gram(
     eq. (5), Ḡ^(1)(x, x') = E_z[σ(zᵀx/√d) σ(zᵀx'/√d)], z ~ N(0, I_d); ``depth = L − 2`` matches
     :class:`~wideflow.model.PartiallyTrained` of depth L; 0 is the identity embedding of the shallow net,
     G^(0) = XX2ᵀ/d. Each layer applies :func:`dual_kernel` to the previous covariance (closed forms where they
-    exist, ``nodes``-point Gauss-Hermite quadrature otherwise). ReLU at depth 1 is the arc-cosine kernel of
+    exist, quadrature otherwise (see :func:`dual_kernel`)). ReLU at depth 1 is the arc-cosine kernel of
     order 1, Ḡ = ‖x‖‖x'‖ (sin θ + (π − θ) cos θ) / (2π d).
 
     Computed in float64; the result is cast to ``dtype`` at the end.
@@ -118,7 +131,7 @@ def limit_depth(model: Any) -> int | None:
     emb, _, _ = _embedding_and_dtype(model)
     if isinstance(emb, Identity):
         return 0
-    if isinstance(emb, DeepRandomFeatures):
+    if isinstance(emb, DeepRandomFeatures) or emb.infinite:
         return emb.layers
     if isinstance(emb, RandomFeatures):
         return 1
@@ -158,7 +171,10 @@ def dual_kernel(
     ``dual_deriv``) is evaluated by it: linear, ReLU (arc-cosine of order 1 and its derivative form
     (π − θ)/(2π)), leaky ReLU (σ = s x + (1 − s) relu(x)), erf ((2/π) arcsin(2c/√((1+2q₁)(1+2q₂))) and
     (4/π)/√((1+2q₁)(1+2q₂) − 4c²)), and user activations registered with one; every other σ uses
-    ``nodes``-point 2-D Gauss-Hermite quadrature in the variables u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y).
+    2-D quadrature in the variables u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y): ``nodes``-point Gauss-Hermite, and
+    for the pairs where it disagrees with a coarser rule (large variances, kinks) composite Gauss-Legendre
+    panels refined where σ's argument is near 0 (``nodes`` > 64 refines them), within 1e-6·√(E g(u)² E g(v)²)
+    for smooth σ bounded or asymptotically linear at variances from 1e-4 to 1e2.
     ``symmetric=True`` (a square ``cov`` with var1 = var2) evaluates the upper triangle only.
     """
     act = get_activation(activation)
@@ -230,22 +246,90 @@ def _hermite(nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _quadrature(act: Activation, derivative: bool, q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor,
                 nodes: int) -> torch.Tensor:
-    """E[g(u)g(v)] over flat vectors of pairs, with u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y), x, y ~ N(0, 1)."""
+    """E[g(u)g(v)] over flat vectors of pairs, with u = √q₁ x, v = √q₂ (ρ x + √(1−ρ²) y), x, y ~ N(0, 1).
+
+    Gauss-Hermite with ``nodes`` points per dimension, checked against :data:`FAST_CHECK_NODES` points; the
+    pairs where the two differ by more than :data:`QUAD_RTOL` times √(E g(u)² E g(v)²) are computed by
+    :func:`_composite`.
+    """
     g = act.deriv if derivative else act.fn
-    x, w = (t.to(c.device) for t in _hermite(nodes))
     s1, s2 = torch.sqrt(q1), torch.sqrt(q2)
     outer = s1 * s2
     rho = torch.where(outer > 0, c / outer.clamp_min(torch.finfo(outer.dtype).tiny), torch.zeros_like(c))
     rho = rho.clamp(-1.0, 1.0)
     perp = torch.sqrt((1 - rho * rho).clamp_min(0))
-    out = torch.empty_like(c)
+    out = _hermite_pairs(g, s1, s2, rho, perp, nodes)
+    check = _hermite_pairs(g, s1, s2, rho, perp, min(FAST_CHECK_NODES, max(2, (3 * nodes) // 4)))
+    x, w = (t.to(c.device) for t in _hermite(nodes))
+    size = torch.sqrt((g(s1[:, None] * x) ** 2 @ w) * (g(s2[:, None] * x) ** 2 @ w))  # √(E g(u)² E g(v)²)
+    hard = ~((out - check).abs() <= QUAD_RTOL * torch.maximum(size, out.abs()))
+    if bool(hard.any()):
+        out[hard] = _composite(g, s1[hard], s2[hard], rho[hard], perp[hard], nodes)
+    return out
+
+
+def _hermite_pairs(g: Any, s1: torch.Tensor, s2: torch.Tensor, rho: torch.Tensor, perp: torch.Tensor,
+                   nodes: int) -> torch.Tensor:
+    x, w = (t.to(s1.device) for t in _hermite(nodes))
+    out = torch.empty_like(s1)
     chunk = max(1, _QUAD_CHUNK // (nodes * nodes))
-    for start in range(0, c.numel(), chunk):
+    for start in range(0, s1.numel(), chunk):
         sl = slice(start, start + chunk)
         gu = g(s1[sl, None] * x[None, :])  # (p, Q)
         v = s2[sl, None, None] * (rho[sl, None, None] * x[None, :, None] + perp[sl, None, None] * x[None, None, :])
         inner = g(v) @ w  # (p, Q): E_y[g(v) | x]
         out[sl] = (gu * inner) @ w
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _legendre(points: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Legendre nodes on [0, 1] and their weights (summing to 1)."""
+    t, w = np.polynomial.legendre.leggauss(points)
+    return torch.from_numpy((t + 1) / 2), torch.from_numpy(w / 2)
+
+
+def _panel_rule(center: torch.Tensor, half: torch.Tensor, panels: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Composite Gauss-Legendre nodes and weights (times the N(0, 1) density) on [−_TAIL, _TAIL], shape
+    (*center.shape, K): ``panels = (side, half_panels)``, ``side`` panels on each side of the window
+    [center − half, center + half] (clipped to the interval) and ``half_panels`` on each half of it, so that
+    ``center`` is a panel edge."""
+    side, half_panels = panels
+    t, w = (a.to(center.device) for a in _legendre(_GL_POINTS))
+    lo_tail = torch.full_like(center, -_TAIL)
+    c = center.clamp(-_TAIL, _TAIL)
+    lo, hi = (center - half).clamp(-_TAIL, _TAIL), (center + half).clamp(-_TAIL, _TAIL)
+    xs, ws = [], []
+    for a, b, count in ((lo_tail, lo, side), (lo, c, half_panels), (c, hi, half_panels), (hi, -lo_tail, side)):
+        h = (b - a) / count
+        j = torch.arange(count, dtype=center.dtype, device=center.device)
+        x = a[..., None, None] + (j[:, None] + t[None, :]) * h[..., None, None]  # (..., count, points)
+        xs.append(x.flatten(-2))
+        ws.append((h[..., None, None] * w * torch.exp(-0.5 * x * x)).flatten(-2))
+    return torch.cat(xs, -1), torch.cat(ws, -1) / math.sqrt(2 * math.pi)
+
+
+def _composite(g: Any, s1: torch.Tensor, s2: torch.Tensor, rho: torch.Tensor, perp: torch.Tensor,
+               nodes: int) -> torch.Tensor:
+    """The pairs of :func:`_quadrature` by composite Gauss-Legendre in x and, for each x, in y, each refined
+    where σ's argument is within ±_WINDOW of 0: u = 0 at x = 0 (width 1/max(√q₁, √q₂|ρ|)) and v = 0 at
+    y = −√q₂ρx/s, s = √q₂·√(1−ρ²) (width 1/s). ``nodes`` scales the panels (``nodes``/64 times the default)."""
+    scale = max(1, nodes // DEFAULT_NODES)
+    panels = (_SIDE_PANELS * scale, _HALF_PANELS * scale)
+    tiny = torch.finfo(s1.dtype).tiny
+    s = s2 * perp
+    K = 2 * sum(panels) * _GL_POINTS
+    out = torch.empty_like(s1)
+    chunk = max(1, _QUAD_CHUNK // (K * K))
+    for start in range(0, s1.numel(), chunk):
+        sl = slice(start, start + chunk)
+        a1, a2, r, sy = s1[sl], s2[sl], rho[sl], s[sl]
+        x, wx = _panel_rule(torch.zeros_like(a1), _WINDOW / torch.maximum(a1, a2 * r.abs()).clamp_min(tiny), panels)
+        mean = (a2 * r)[:, None] * x  # (p, K): √q₂ρx
+        center = (-mean / sy.clamp_min(tiny)[:, None]).clamp(-2 * _TAIL, 2 * _TAIL)
+        y, wy = _panel_rule(center, (_WINDOW / sy.clamp_min(tiny))[:, None].expand_as(center), panels)
+        inner = (g(mean[..., None] + sy[:, None, None] * y) * wy).sum(-1)  # (p, K): E_y[g(v) | x]
+        out[sl] = (g(a1[:, None] * x) * inner * wx).sum(-1)
     return out
 
 
@@ -262,7 +346,7 @@ def max_stable_step_size(model: Any, X: Any, reduction: str = "mean") -> float:
 
     Returns ``inf`` when K_0 = 0 (e.g. every ReLU neuron inactive on the data).
     """
-    model = check_model(model)
+    _embedding_and_dtype(model)  # the one "not a model" error
     reduction = check_choice("reduction", reduction, ("mean", "sum"))
     Xt = model.input(X)
     N = float(Xt.shape[0]) if reduction == "mean" else 1.0

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._tensor import as_tensor, resolve_device, resolve_dtype
@@ -32,15 +31,17 @@ from .errors import (
     CheckpointError,
     InvalidArgument,
     InvalidShape,
-    InvalidType,
     UnknownName,
     WideflowError,
     check_bool,
     check_positive_float,
     check_positive_int,
     check_seed,
+    not_a_model,
 )
+from .infinite import InfiniteRandomFeatures, TrainedShift, is_infinite, warn_mean_field_collapse
 from .io import atomic_torch_save, read_torch_file
+from .neurons import COLUMNS, draw_signs, draw_weights, drawn_neurons
 from .readout import halfwise_matmul, readout
 from .scalings import Scaling, get_scaling
 from .torch_modules import module_of
@@ -50,9 +51,23 @@ __all__ = ["WideNet", "Shallow", "P3L", "PartiallyTrained", "load", "check_model
 _SAVE_FORMAT = 1
 
 
-def _param_seed(seed: int) -> int:
-    """Seed of the generator of (c, W), kept apart from the embedding's seed (which is ``seed`` itself)."""
-    return int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1)[0])
+class InitialWeights:
+    """W_0 of a model, drawn from its seed when called (:mod:`wideflow.neurons`): the rows of the drawn neurons,
+    and their copies under the NTK symmetrization."""
+
+    def __init__(self, seed: int, m: int, D: int, symmetrize: bool, dtype: torch.dtype, device: torch.device) -> None:
+        self.seed, self.m, self.D, self.symmetrize, self.dtype, self.device = seed, m, D, symmetrize, dtype, device
+
+    def rows(self, lo: int, hi: int, col_lo: int = 0, col_hi: int | None = None) -> torch.Tensor:
+        """Rows lo..hi (multiples of :data:`~wideflow.neurons.CHUNK`), columns col_lo..col_hi of the drawn
+        neurons."""
+        count = drawn_neurons(self.m, self.symmetrize)
+        return draw_weights(self.seed, count, self.D, lo, hi, col_lo=col_lo,
+                            col_hi=col_hi).to(device=self.device, dtype=self.dtype)
+
+    def __call__(self) -> torch.Tensor:
+        W = self.rows(0, drawn_neurons(self.m, self.symmetrize))
+        return torch.cat([W, W]) if self.symmetrize else W
 
 
 class WideNet:
@@ -116,23 +131,26 @@ class WideNet:
                 f"m={self.m} is odd, but scaling='ntk' symmetrizes the initialization (neuron i + m/2 copies "
                 "neuron i with c negated, so that f_0 = 0 exactly); pass an even m."
             )
-        c, W = self._initial_parameters()
-        self.c = c.to(device=self.device, dtype=self.dtype)
-        self._W: torch.Tensor | None = W.to(device=self.device, dtype=self.dtype)
+        # c_i = ±ĉ (Assumption 1) and W_ij ~ N(0, 1) (Assumption 3), drawn per chunk of neurons from the seed
+        # (wideflow.neurons), W when first read; symmetrized for NTK (Table 1)
+        count = drawn_neurons(self.m, self.scaling.symmetrize)
+        c = self.c_hat * draw_signs(self.seed, count)
+        self.c = (torch.cat([c, -c]) if self.scaling.symmetrize else c).to(device=self.device, dtype=self.dtype)
+        self._W: torch.Tensor | None = None
         self._W_thunk: Callable[[], torch.Tensor] | None = None
+        self.process = None
+        if self.embedding.infinite:
+            if bias or train_c:
+                raise InvalidArgument("a D = ∞ model trains W only (docs/theory.md §8); drop train_c and bias.")
+            zero = self.scaling.hidden_power > 0.5  # s_h = 1/D: the features start at exactly 0
+            if zero:
+                warn_mean_field_collapse()
+            self.process = self.embedding.feature_process(count, self.seed, zero)
+            self.trained: TrainedShift | None = None
+        else:
+            self._W_thunk = InitialWeights(self.seed, self.m, self.D, self.scaling.symmetrize, self.dtype,
+                                           self.device)
         self.b = torch.zeros(self.m, dtype=self.dtype, device=self.device) if bias else None
-
-    # ------------------------------------------------------------------ parameters
-    def _initial_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """c_i = ±ĉ (Assumption 1), W_ij ~ N(0, 1) (Assumption 3), symmetrized for NTK (Table 1)."""
-        gen = torch.Generator().manual_seed(_param_seed(self.seed))
-        half = self.m // 2 if self.scaling.symmetrize else self.m
-        signs = torch.randint(0, 2, (half,), generator=gen).to(torch.float64) * 2 - 1
-        c = self.c_hat * signs
-        W = torch.randn(half, self.D, generator=gen, dtype=torch.float64)
-        if self.scaling.symmetrize:
-            c, W = torch.cat([c, -c]), torch.cat([W, W])
-        return c, W
 
     @property
     def d(self) -> int:
@@ -145,8 +163,18 @@ class WideNet:
         return self.embedding.D
 
     @property
+    def initial_weights(self) -> InitialWeights | None:
+        """The recipe of W_0 while W was never read nor set (then W is W_0, drawn from the seed), else None."""
+        return self._W_thunk if self._W is None and isinstance(self._W_thunk, InitialWeights) else None
+
+    @property
     def W(self) -> torch.Tensor:
         """The trained weights W ∈ R^{m×D}, as the paper writes them (materialized on first access)."""
+        if self.process is not None:
+            raise InvalidArgument(
+                f"{type(self).__name__} with D = ∞ has no weight matrix W (it would have infinitely many columns); "
+                "the model is its features h(x) (model.features(X)) and its Gram matrix Ḡ (wf.gram(model, X))."
+            )
         if self._W is None:
             assert self._W_thunk is not None
             self._W = self._W_thunk()
@@ -191,9 +219,47 @@ class WideNet:
         return self.embedding(self.input(X))
 
     def features(self, X: Any) -> torch.Tensor:
-        """h(X) = s_h Φ(X) Wᵀ (+ b), shape (n, m): the pre-activations of the trained layer, eq. (3)."""
+        """h(X) = s_h Φ(X) Wᵀ (+ b), shape (n, m): the pre-activations of the trained layer, eq. (3). At D = ∞
+        the Gaussian-process features of :mod:`wideflow.infinite` (plus the training's shift)."""
+        if self.process is not None:
+            return self._infinite_features(self.input(X))
         H = self.s_h * halfwise_matmul(self.embed(X), self.W.T, self.paired, dim=1)
         return H + self.b if self.b is not None else H
+
+    def features_block(self, X: torch.Tensor, lo: int = 0, hi: int | None = None, *, keep: bool = True,
+                       block: int = COLUMNS) -> torch.Tensor:
+        """h(X) of a block of neurons, shape (rows, n), for inputs X already checked (:meth:`input`), without b:
+        neurons lo..hi of the drawn ones (all of them by default), and under the NTK symmetrization rows lo..hi of
+        both halves. Φ is formed ``block`` columns at a time (memory independent of D) and W_0, if W was never
+        read, only for those rows. At D = ∞ the inputs are revealed (kept in the model when ``keep``)."""
+        count = drawn_neurons(self.m, self.scaling.symmetrize)
+        hi = count if hi is None else hi
+        if self.process is not None:
+            H = self.process.reveal(X)[lo:hi] if keep else self.process.peek(X, lo, hi)
+            H = H.to(device=self.device, dtype=self.dtype, copy=True)  # the model's revealed values stay its own
+            return torch.cat([H, H]) if self.scaling.symmetrize else H
+        recipe = self.initial_weights
+        if recipe is None:
+            W = self.W[lo:hi] if not self.scaling.symmetrize else torch.cat([self.W[lo:hi], self.W[count + lo:count + hi]])
+        paired = self.paired and recipe is None
+        rows = hi - lo if recipe is not None else W.shape[0]  # a symmetrized recipe's second half copies the first
+        H = torch.zeros(rows, X.shape[0], dtype=self.dtype, device=self.device)
+        col = 0
+        for P in self.embedding.column_blocks(X, block):
+            W_cols = recipe.rows(lo, hi, col, col + P.shape[1]) if recipe is not None else W[:, col : col + P.shape[1]]
+            if paired:
+                H.add_(halfwise_matmul(W_cols, P.T, True, dim=0))
+            else:
+                H.addmm_(W_cols, P.T)
+            col += P.shape[1]
+        H.mul_(self.s_h)
+        return torch.cat([H, H]) if recipe is not None and self.scaling.symmetrize else H
+
+    def _infinite_features(self, X: torch.Tensor) -> torch.Tensor:
+        H = self.features_block(X).T
+        if self.trained is not None:
+            H = self.trained.apply(self.embedding, X, H)
+        return H
 
     @property
     def paired(self) -> bool:
@@ -227,7 +293,8 @@ class WideNet:
 
     def clone(self) -> WideNet:
         """A deep copy (W materialized)."""
-        _ = self.W
+        if self.process is None:
+            _ = self.W
         return copy.deepcopy(self)
 
     def to(self, device: str | torch.device | None = None, dtype: torch.dtype | str | None = None) -> WideNet:
@@ -236,7 +303,8 @@ class WideNet:
         new.device = resolve_device(device) if device is not None else self.device
         new.dtype = resolve_dtype(dtype) if dtype is not None else self.dtype
         new.c = new.c.to(new.device, new.dtype)
-        new._W = new.W.to(new.device, new.dtype)
+        if new.process is None:
+            new._W = new.W.to(new.device, new.dtype)
         new.b = new.b.to(new.device, new.dtype) if new.b is not None else None
         return new
 
@@ -249,7 +317,8 @@ class WideNet:
         """The state for ``pickle`` and ``torch.save``: W materialized, the kernel engine's thunk dropped. The
         activation pickles by its registry name (a user activation must be registered where it is unpickled),
         a :class:`~wideflow.embeddings.Function` embedding only if its callable pickles."""
-        _ = self.W
+        if self.process is None:
+            _ = self.W
         return dict(self.__dict__)
 
     def __repr__(self) -> str:
@@ -276,19 +345,19 @@ class WideNet:
             "config": self.config,
             "embedding_weights": [w.cpu() for w in self.embedding.weights()],
             "c": self.c.cpu(),
-            "W": self.W.cpu(),
+            "W": None if self.process is not None else self.W.cpu(),
             "b": None if self.b is None else self.b.cpu(),
         }
+        if self.process is not None:  # the revealed values of the random function, and the training's shift
+            state["process"] = self.process.state()
+            state["trained"] = None if self.trained is None else self.trained.state()
         return atomic_torch_save(state, path)
 
 
 def check_model(model: Any, argument: str = "model") -> WideNet:
     """``model`` itself if it is a wideflow model, else the one error every entry point raises for it."""
     if not isinstance(model, WideNet):
-        raise InvalidType(
-            f"{argument} must be a wideflow model (WideNet, Shallow, P3L, PartiallyTrained, e.g. wf.P3L(d, m)); "
-            f"got {type(model).__name__}."
-        )
+        raise not_a_model(argument, model)
     return model
 
 
@@ -326,14 +395,19 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Wide
         len(masters) == len(saved)
         and all(isinstance(x, torch.Tensor) and x.shape == y.shape for x, y in zip(saved, masters, strict=False))
         and isinstance(c, torch.Tensor) and c.shape == (model.m,)
-        and isinstance(W, torch.Tensor) and W.shape == (model.m, model.D)
+        and (W is None if model.process is not None else isinstance(W, torch.Tensor) and W.shape == (model.m, model.D))
         and (b is None if not model.bias else isinstance(b, torch.Tensor) and b.shape == (model.m,))
     ):
         raise CheckpointError(f"{str(path)!r} is corrupt: its parameters do not have the shapes its configuration says.")
     for master, weights in zip(masters, saved, strict=True):
         master.copy_(weights)
     model.c = c.to(model.device, model.dtype)
-    model._W = W.to(model.device, model.dtype)
+    if model.process is None:
+        model._W, model._W_thunk = W.to(model.device, model.dtype), None
+    else:
+        model.process.load_state(state["process"])
+        trained = state.get("trained")
+        model.trained = None if trained is None else TrainedShift(trained["X"], trained["Z"], trained["H"])
     model.b = None if b is None else b.to(model.device, model.dtype)
     return model
 
@@ -348,7 +422,8 @@ class Shallow(WideNet):
 class P3L(WideNet):
     """The partially-trained 3-layer net, eqs. (4)-(5): φ_j(x) = σ(z_jᵀx/√d), z_j ~ N(0, I_d) fixed.
 
-    D defaults to m (as in Exp 3 and Appendix B). The embedding uses the model's activation and ``seed``.
+    D defaults to m (as in Exp 3 and Appendix B); ``D=math.inf`` is the infinite random embedding
+    (:mod:`wideflow.infinite`). The embedding uses the model's activation and ``seed``.
     """
 
     def __init__(self, d: int, m: int, D: int | None = None, **kwargs: Any) -> None:
@@ -356,7 +431,8 @@ class P3L(WideNet):
         D = m if D is None else D
         act = kwargs.get("activation", "relu")
         seed = check_seed("seed", kwargs.get("seed", 0))
-        super().__init__(RandomFeatures(d, D, activation=act, seed=seed), m, **kwargs)
+        emb = InfiniteRandomFeatures(d, act, 1) if is_infinite(D) else RandomFeatures(d, D, activation=act, seed=seed)
+        super().__init__(emb, m, **kwargs)
 
 
 class PartiallyTrained(WideNet):
@@ -372,7 +448,8 @@ class PartiallyTrained(WideNet):
         D = m if D is None else D
         act = kwargs.get("activation", "relu")
         seed = check_seed("seed", kwargs.get("seed", 0))
-        emb = DeepRandomFeatures(d, D, layers=depth - 2, activation=act, seed=seed)
+        emb = (InfiniteRandomFeatures(d, act, depth - 2) if is_infinite(D)
+               else DeepRandomFeatures(d, D, layers=depth - 2, activation=act, seed=seed))
         super().__init__(emb, m, **kwargs)
 
     @property

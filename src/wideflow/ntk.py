@@ -192,7 +192,9 @@ def gradient_descent_mse(k_train_train: Any, y_train: Any, *, reduction: str = "
             "f_test_0", f_test_0, ndim=1, dtype=torch.float64, rows=Kt.shape[0])
     elif f_test_0 is not None:
         raise InvalidArgument("f_test_0 was given without k_test_train.")
-    return NTKPredictor(lam, V, y, N, f0, Kt, ft0, step_size)
+    # The predictor is a value: it keeps copies, never the caller's tensors (``as_tensor`` may return them).
+    return NTKPredictor(lam, V, y.clone(), N, f0.clone(), None if Kt is None else Kt.clone(),
+                        None if ft0 is None else ft0.clone(), step_size)
 
 
 def ntk_predictor(model: Any, X: Any, y: Any, X_test: Any = None, *, reduction: str = "mean",

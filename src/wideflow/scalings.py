@@ -12,7 +12,10 @@ scaling     output s_o      hidden s_h      GD on W                  init       
 ==========  ==============  ==============  ======================  ====================  ===========
 
 "ours" is eqs. (2)-(3) with the GD rule (9); "ntk" replaces 1/m by 1/√m in (4); "mf" replaces 1/√D by 1/D
-in (5). Each learning-rate factor is the one that makes the tangent kernel of the trained layer,
+in (5). ``mf_lr_sqrtD`` and ``mf_lr_m`` are the MF model with the learning-rate factors m·√D and m, the
+other readings of Table 1's lost column (docs/reproductions.md). With the factor m·D, MF is exactly "ours"
+started from W_0/√D: with W' = W/√D, h_i = s_h^ours Σ_j W'_ij φ_j and one MF step on W is one "ours" step on
+W'. Each learning-rate factor is the one that makes the tangent kernel of the trained layer,
 K_ab = (1/m) Σ_i c_i² σ'(h_i(x_a)) σ'(h_i(x_b)) G_ab, of order one in every scaling; with it the features
 move by ΔH = −(δγ/N) [c ⊙ σ'(H) ⊙ e] G per step (docs/theory.md §8), and one GD step is GF time δ.
 
@@ -41,8 +44,8 @@ class Scaling:
     output_power: float  # s_o = m^(-output_power)
     hidden_power: float  # s_h = D^(-hidden_power)
     symmetrize: bool
-    lr_m_power: int  # η/δ = m^lr_m_power · D^lr_D_power
-    lr_D_power: int
+    lr_m_power: float  # η/δ = m^lr_m_power · D^lr_D_power
+    lr_D_power: float
 
     def s_o(self, m: int) -> float:
         """Output multiplier: 1/m (ours, mf) or 1/√m (ntk)."""
@@ -62,13 +65,18 @@ class Scaling:
 
     def gamma(self, m: int, D: int) -> float:
         """The prefactor γ = η s_o s_h² D / δ of the kernel-space update (docs/theory.md §8): 1, 1/√m or 1."""
-        return self.lr_factor(m, D) * self.s_o(m) * self.s_h(D) ** 2 * D
+        # by the exponents, so that it holds at D = ∞ too (the powers of D cancel in every row of Table 1)
+        return float(m ** (self.lr_m_power - self.output_power) * D ** (self.lr_D_power + 1 - 2 * self.hidden_power))
 
 
 SCALINGS: dict[str, Scaling] = {
     "ours": Scaling("ours", 1.0, 0.5, False, 1, 0),
     "ntk": Scaling("ntk", 0.5, 0.5, True, 0, 0),
     "mf": Scaling("mf", 1.0, 1.0, False, 1, 1),
+    # Other readings of MF's learning-rate factor (Table 1's column is not in the paper's text): same model
+    # as "mf", learning rate m·√D (γ = D^(-1/2)) or m as in eq. (9) (γ = 1/D). Used by the sensitivity study.
+    "mf_lr_sqrtD": Scaling("mf_lr_sqrtD", 1.0, 1.0, False, 1, 0.5),
+    "mf_lr_m": Scaling("mf_lr_m", 1.0, 1.0, False, 1, 0),
 }
 
 

@@ -41,6 +41,7 @@ from .errors import (
 )
 from .fits import fit_power, fit_rate
 from .kernels import expected_gram, gram, limit_depth, limit_gram
+from .losses import get_loss
 from .model import check_model
 
 __all__ = [
@@ -274,7 +275,7 @@ def _item(holds: bool | None, detail: str) -> dict[str, Any]:
 
 
 def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float = 0.05,
-          verbose: bool = True) -> dict[str, Any]:
+          verbose: bool = True, loss: str = "squared") -> dict[str, Any]:
     """Which of Assumptions 1-4 and Condition 1 hold for this model and data, which theorem applies, and the
     rate that can be guaranteed explicitly (Section 3). Prints a table (``verbose``) and returns a dict:
 
@@ -289,6 +290,9 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
       ``guaranteed_rate`` / ``rate_source``: the larger of the two. Rates are per unit GF time with this
       ``reduction``: "mean" (N = n, the default, comparable with the fitted rate of a :func:`wideflow.train`
       run with its default) or "sum" (N = 1, the paper's statements).
+    - ``loss``: the training loss. Theorems 1-3, Lemma 1 and the PL bound are proved for the squared loss (6)
+      only; with ``loss="logistic"`` the conditions are still measured (they concern the model and the
+      data), but no theorem applies and no rate is guaranteed (``theorem`` is ``None`` and says so).
     """
     from scipy.stats import kstest
 
@@ -299,6 +303,9 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
     Xt = model.input(X)
     n, d = Xt.shape
     N = _N(reduction, n)
+    loss_fn = get_loss(loss)
+    loss_fn.check_targets("y", as_tensor("y", y, ndim=1, dtype=model.dtype, device=model.device, rows=n,
+                                         rows_what="one per row of X"))
     act = model.activation
     emb = model.embedding
     G = gram(model, Xt).cpu().double()
@@ -354,7 +361,8 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
         cond["Assumption 4"] = _item(None, "for the P-3L net only")
 
     # Lemma 1 and Lemma 3
-    l1 = lemma1(model, Xt, y, reduction=reduction) if sG["G_max"] > 0 else None
+    # Lemma 1's condition involves L_0 of the squared loss: not measured for another loss
+    l1 = lemma1(model, Xt, y, reduction=reduction) if sG["G_max"] > 0 and loss_fn.name == "squared" else None
     if l1 is not None:
         consts.update({"lemma_interval": l1["interval"], "eta_hat_0": l1["eta_hat_0"], "kappa": l1["kappa"],
                        "L0": l1["L0"]})
@@ -369,11 +377,15 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
     lem = None if l1 is None else l1["rate"]
 
     theorem, reason = _theorem(model, cond)
+    if loss_fn.name != "squared":
+        theorem, pl, lem = None, None, None
+        reason = (f"Theorems 1-3 (and the PL bound and Lemma 1) are proved for the squared loss (6), not "
+                  f"loss={loss_fn.name!r}; the conditions above concern only the model and the data")
     candidates = [(r, s) for r, s in ((pl, "PL bound (docs/theory.md §5)"), (lem, "Lemma 1")) if r is not None]
     best = max(candidates, default=(None, None))
     report = {
         "model": repr(model), "scaling": model.scaling.name, "n": n, "d": d, "D": model.D, "m": model.m,
-        "reduction": reduction, "N": N, "constants": consts, "conditions": cond, "theorem": theorem,
+        "reduction": reduction, "N": N, "loss": loss_fn.name, "constants": consts, "conditions": cond, "theorem": theorem,
         "theorem_reason": reason, "pl_rate": pl, "lemma1_rate": lem, "guaranteed_rate": best[0],
         "rate_source": best[1],
     }
@@ -414,7 +426,8 @@ def format_check(report: dict[str, Any]) -> str:
     """The table that :func:`check` prints."""
     lines = [f"wideflow check: {report['model']}",
              f"n = {report['n']}, d = {report['d']}, D = {report['D']}, m = {report['m']}, "
-             f"scaling = {report['scaling']}, reduction = {report['reduction']} (N = {report['N']:g})", ""]
+             f"scaling = {report['scaling']}, reduction = {report['reduction']} (N = {report['N']:g}), "
+             f"loss = {report.get('loss', 'squared')}", ""]
     width = max(len(k) for k in report["conditions"])
     lines.append(f"{'condition':<{width}}  holds  detail")
     for name, item in report["conditions"].items():

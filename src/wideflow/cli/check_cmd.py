@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reduction", default="mean",
                    help="mean (N = n, the default, as for 'wideflow train': the rate compares with a run's) or "
                         "sum (N = 1, the paper's statements)")
+    p.add_argument("--loss", default="squared",
+                   help="squared (the paper's, the default) or logistic (labels ±1); the theorems are for the squared loss")
     p.add_argument("--delta", type=float, default=0.05, help="failure probability for Lemma 3's width condition")
     p.add_argument("--json", type=Path, default=None,
                    help="also write the report as JSON here (an infinite or undefined number is written as null)")
@@ -25,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     X, y, _, _ = data_from_args(args)
-    report = check(model_from_args(args), X, y, reduction=args.reduction, delta=args.delta, verbose=True)
+    report = check(model_from_args(args), X, y, reduction=args.reduction, delta=args.delta, verbose=True,
+                   loss=args.loss)
     if args.json is not None:
         atomic_json(args.json, report)
     return 0

@@ -1,8 +1,9 @@
 r"""What both GD engines share: the readout, the residual and the slope c ⊙ σ′(H), over a batch of R runs.
 
 An engine holds the features H (R, m, n) of the training set and moves them by one GD step (9) at a time.
-Both engines compute, every step, f = s_o Σ_i c_i σ(H_i·) (eq. (2)), e = f − y and Ã = c ⊙ σ′(H), so that the
-coefficient of the gradient (8) is A = Ã diag(e) (docs/theory.md §8). Everything of size m×n that a step
+Both engines compute, every step, f = s_o Σ_i c_i σ(H_i·) (eq. (2)), the residual e = ∂ℓ/∂f (e = f − y for the
+squared loss (6); any loss of :mod:`wideflow.losses`) and Ã = c ⊙ σ′(H), so that the coefficient of the
+gradient (8) is A = Ã diag(e) (docs/theory.md §8). Everything of size m×n that a step
 needs lives in buffers allocated once here: the steady state allocates nothing of that size, and the same
 code runs on any device.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..losses import accuracy
 from ..model import WideNet
 from .problem import Problem
 
@@ -65,11 +67,12 @@ class Engine:
         self.s_o = per_run([model.s_o for model in problem.models], 1)
         self.N = per_run(problem.N)
         self.delta = list(problem.step_sizes)
-        self.coef_B = per_run(problem.coef_B, 1)
         self.coef_H = per_run(problem.coef_H, 1)
         self._y = pad(y, n_pad)
         self.y = self._y[:, : self.n]
         self.y_test = problem.y_test
+        self.loss = problem.loss
+        self._squared = problem.loss.name == "squared"  # the fast path: e = f − y
         paired = problem.paired
         self.n_plain = paired.count(False)
         R, m = self.R, self.m
@@ -117,15 +120,23 @@ class Engine:
         return self.readout(self.act(H), H.new_empty(R, k), H.new_empty(R - self.n_plain, m // 2, k))
 
     def residual(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(f, e = f − y) on the training set at the current H, (R, n) views of the engine's buffers."""
+        """(f, e = ∂ℓ/∂f) on the training set at the current H, (R, n) views of the engine's buffers; e = f − y
+        for the squared loss."""
         S = torch.clamp_min(self._H, 0, out=self._S) if self.act.step_derivative else self.act(self._H)
         self.readout(S, self._f, self._S_half)
-        torch.sub(self._f, self._y, out=self._e)
+        self.loss_derivative()
+        return self.f, self.e
+
+    def loss_derivative(self) -> None:
+        """e = ∂ℓ/∂f at the engine's outputs f, into the residual buffer (zero in its padding)."""
+        if self._squared:
+            torch.sub(self._f, self._y, out=self._e)
+        else:
+            self.loss.derivative(self._f, self._y, out=self._e)
         if self._e_pad is not None:
             # σ(0) ≠ 0 for some activations, and with biases the padding columns of H hold b: f there need
             # not vanish, but zero in e they enter no update
             self._e_pad.zero_()
-        return self.f, self.e
 
     def padded_residual(self, e: torch.Tensor) -> torch.Tensor:
         """The residual as (R, n_pad) with zero padding (``e`` is normally the view :meth:`residual` returned)."""
@@ -146,14 +157,30 @@ class Engine:
             return torch.gt(H, 0, out=out).mul_(self._c_col)
         return torch.mul(self.act.deriv(H), self._c_col, out=out)
 
-    def losses(self, e: torch.Tensor) -> list[float]:
-        """L = (1/2N) Σ_a e_a² of each run (eq. (6))."""
-        return (0.5 * (e * e).sum(dim=1) / self.N).tolist()
+    def losses(self, e: torch.Tensor, f: torch.Tensor | None = None) -> list[float]:
+        """L = (1/N) Σ_a ℓ(f_a, y_a) of each run: (1/2N) Σ_a e_a² for the squared loss (eq. (6)), from the
+        outputs ``f`` (default: the engine's current ones) for the others."""
+        if self._squared:
+            return (0.5 * (e * e).sum(dim=1) / self.N).tolist()
+        return (self.loss.value(self.f if f is None else f, self.y).sum(dim=1) / self.N).tolist()
+
+    def zero_losses(self) -> torch.Tensor:
+        """L of the zero predictor f ≡ 0 for each run, float64 on the CPU (the divergence check's scale)."""
+        if self._squared:
+            return (0.5 * (self.y * self.y).sum(dim=1) / self.N).double().cpu()
+        return (self.loss.value(torch.zeros_like(self.y), self.y).sum(dim=1) / self.N).double().cpu()
 
     def test_errors(self, f_test: torch.Tensor) -> list[float]:
-        """½ · mean over the test set of (f − y)² for each run."""
+        """The mean test loss of each run: ½ · mean over the test set of (f − y)² for the squared loss, the
+        mean of ℓ(f, y) for the others."""
         assert self.y_test is not None
-        return (0.5 * ((f_test - self.y_test) ** 2).mean(dim=1)).tolist()
+        if self._squared:
+            return (0.5 * ((f_test - self.y_test) ** 2).mean(dim=1)).tolist()
+        return self.loss.value(f_test, self.y_test).mean(dim=1).tolist()
+
+    def accuracies(self, f: torch.Tensor, y: torch.Tensor) -> list[float]:
+        """The fraction of points classified right (sign(f) = y, f > 0 predicts +1) of each run."""
+        return accuracy(f, y).tolist()
 
     def plan(self, steps: int) -> None:
         """Called by the driver with the number of steps ahead (engines may prepare for it)."""

@@ -43,5 +43,7 @@ def choose_method(method: str, *, m: int, n: int, D: int, n_test: int, steps: in
         return method
     if trains_neurons:
         return "weights"
+    if D == float("inf"):
+        return "kernel"  # at D = ∞ only the kernel engine exists
     costs = engine_costs(m, n, D, n_test, steps, log_every)
     return "kernel" if costs["kernel"] < costs["weights"] else "weights"

@@ -1,15 +1,16 @@
 r"""The kernel-space GD engine: the one place where a kernel-space step is written (docs/theory.md §8).
 
-Every GD step (9) adds to each row W_i a combination of the training embeddings, so W_t = W_0 + B_t Φ and the
-state of a run is H = s_h W Φᵀ (m × n) with the coefficients B (m × n). With Ã = c ⊙ σ′(H) and e = f − y:
+Every GD step (9) adds to each row W_i a combination of the training embeddings, so W_t = W_0 + B_t Φ, and the
+state of a run is H = s_h W Φᵀ (m × n) with Z = s_h D B (m × n), the coefficients in the units of H. With
+Ã = c ⊙ σ′(H), e the residual (f − y for the squared loss) and coef_H = −δγ/N:
 
-    B ← B + coef_B · Ã diag(e),     H ← H + Ã (coef_H · diag(e) G),     coef_H = coef_B · s_h D = −δγ/N,
+    Z ← Z + coef_H · Ã diag(e),     H ← H + Ã (coef_H · diag(e) G),
 
-one product of cost 2 m n² per step and memory O(m (n + n_test)), whatever D is. Test features are
-H_test = H_test,0 + s_h D B G(X, X_test), formed at logging steps only, and W is formed only when someone reads
-``result.model.W``. R runs of equal shapes share one program on a leading batch axis (``torch.baddbmm``), each
-with its own constants; :func:`wideflow.train` is R = 1, batched sweeps R > 1, and the gradient flow integrates
-the same field, :meth:`KernelEngine.velocity`.
+one product of cost 2 m n² per step and memory O(m (n + n_test)), whatever D is, D = ∞ included (G is then the
+limit Ḡ). Test features are H_test = H_test,0 + Z G(X, X_test), formed at logging steps only, and W is formed
+only when someone reads ``result.model.W``. R runs of equal shapes share one program on a leading batch axis
+(``torch.baddbmm``), each with its own constants; :func:`wideflow.train` is R = 1, batched sweeps R > 1, and
+the gradient flow integrates the field of the same step, :meth:`KernelEngine.velocity` (dZ/dt).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import KernelEngineUnavailable
+from ..errors import InvalidArgument, KernelEngineUnavailable
+from ..infinite import TrainedShift
 from ..model import WideNet
 from .base import Engine, pad
 from .problem import BLOCK, Problem
@@ -55,21 +57,18 @@ class KernelEngine(Engine):
         self._G_e = torch.empty_like(self._G)
         self._H = pad(problem.H0, n_pad)
         problem.H0 = None
-        self._B = torch.zeros_like(self._H)
+        self._Z = torch.zeros_like(self._H)
         self.H_test0 = problem.H_test0
-        self._G_test = None  # s_h D G(X, X_test), rows padded to n_pad
+        self._G_test = None  # G(X, X_test), rows padded to n_pad
         if problem.G_test is not None:
-            scale = torch.tensor([m.s_h * m.D for m in problem.models], dtype=self.dtype, device=self.device)
-            G_test = pad(problem.G_test.transpose(1, 2), problem.n_test, n_pad).transpose(1, 2)
-            self._G_test = torch.mul(G_test, scale[:, None, None])
+            self._G_test = pad(problem.G_test.transpose(1, 2), problem.n_test, n_pad).transpose(1, 2).contiguous()
             problem.G_test = None
-        self._coef_H_col = self.coef_H[:, :, None]
         self.fused = False
 
     @property
-    def B(self) -> torch.Tensor:
-        """The coefficients B (R, m, n) with W_t = W_0 + B_t Φ."""
-        return self._B[:, :, : self.n]
+    def Z(self) -> torch.Tensor:
+        """The coefficients Z = s_h D B (R, m, n) in the units of H: W_t = W_0 + B_t Φ, H_t = H_0 + Z_t G."""
+        return self._Z[:, :, : self.n]
 
     def plan(self, steps: int) -> None:
         """Fuse the element-wise work of long ReLU runs on the CPU (:func:`fused_relu_ops`).
@@ -97,59 +96,64 @@ class KernelEngine(Engine):
             self.fused = False
             return super().residual()
         self._f.copy_(self.reduce_outputs(f))
-        torch.sub(self._f, self._y, out=self._e)  # its padding is 0: the padding of H and y is
+        self.loss_derivative()
         return self.f, self.e
 
     def step(self, e: torch.Tensor) -> None:
         """One GD step (9) of every run, in kernel space (the module docstring)."""
         e = self.padded_residual(e)
-        e_B = self.coef_B * e
+        ce = self.coef_H * e
         if self.fused:
             _, slope_fn = fused_relu_ops()  # type: ignore[misc]
-            slope_fn(self._H, self.c, e_B, self._A, self._B)
+            slope_fn(self._H, self.c, ce, self._A, self._Z)
             A = self._A
         else:
             A = self.slope()
-            self._B.addcmul_(A, e_B[:, None, :])
-        self._H.baddbmm_(A, torch.mul(self._G, (self.coef_H * e)[:, :, None], out=self._G_e))
+            self._Z.addcmul_(A, ce[:, None, :])
+        self._H.baddbmm_(A, torch.mul(self._G, ce[:, :, None], out=self._G_e))
 
     def velocity(self, H0: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
-        """The gradient-flow field dZ/dt = (coef_H/δ) Ã(H) diag(e(H)) at H = H_0 + Z G, Z = s_h D B in the units
-        of H (eq. (11) on the training set); the engine's state is set to H on the way."""
-        self.H.copy_(torch.baddbmm(H0, Z, self.G))
+        """The gradient-flow field dZ/dt = (coef_H/δ) Ã(H) diag(e(H)) at H = H_0 + Z G (eq. (11) on the training
+        set): the step's own readout, residual and slope; the engine's state is set to (H, Z) on the way."""
+        self.set_flow_state(H0, Z)
         _, e = self.residual()
-        scale = torch.tensor([c / d for c, d in zip(self.problem.coef_H, self.delta, strict=True)],
-                             dtype=self.dtype, device=self.device)
-        return self.slope(self.H, torch.empty_like(Z)).mul_((scale[:, None] * e)[:, None, :])
+        rate = torch.tensor([c / d for c, d in zip(self.problem.coef_H, self.delta, strict=True)],
+                            dtype=self.dtype, device=self.device)
+        return self.slope(self.H, torch.empty_like(Z)).mul_((rate[:, None] * e)[:, None, :])
 
     def set_flow_state(self, H0: torch.Tensor, Z: torch.Tensor) -> None:
-        """Put the engine at the flow's state Z: H = H_0 + Z G and B = Z/(s_h D)."""
+        """Put the engine at the flow's state Z: H = H_0 + Z G."""
         self.H.copy_(torch.baddbmm(H0, Z, self.G))
-        scale = torch.tensor([m.s_h * m.D for m in self.problem.models], dtype=self.dtype, device=self.device)
-        self.B.copy_(Z / scale[:, None, None])
+        self.Z.copy_(Z)
 
     def test_features(self) -> torch.Tensor:
-        """H_test = H_test,0 + s_h D B G(X, X_test), shape (R, m, n_test)."""
+        """H_test = H_test,0 + Z G(X, X_test), shape (R, m, n_test)."""
         assert self.H_test0 is not None and self._G_test is not None
-        return torch.baddbmm(self.H_test0, self._B, self._G_test)
+        return torch.baddbmm(self.H_test0, self._Z, self._G_test)
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
-        return {"H": self._H, "B": self._B}
+        return {"H": self._H, "Z": self._Z}
 
     def finish(self) -> list[WideNet]:
-        """The trained models: copies of the initial ones whose W_t = W_0 + B_t Φ is formed on first read."""
-        return [_trained(model, self.B[r].clone(), X, self.block)
+        """The trained models: copies of the initial ones with W_t = W_0 + B_t Φ formed on first read (at D = ∞:
+        the features' shift Z Ḡ). They never refer to the initial model's tensors, so later edits of it do not
+        change them."""
+        if self.problem.neurons is not None:
+            raise InvalidArgument("a sharded run holds a block of the neurons; wideflow.distributed returns it.")
+        return [_trained(model, self.Z[r].clone(), self.H[r].clone(), X, self.block)
                 for r, (model, X) in enumerate(zip(self.problem.models, self.problem.X, strict=True))]
 
 
 class LazyWeights:
-    """W_t = W_0 + B Φ(X), formed over column blocks of Φ when called (docs/theory.md §8)."""
+    """W_t = W_0 + B Φ(X) with B = Z/(s_h D), formed over column blocks of Φ when called (docs/theory.md §8).
+    ``W0`` is the recipe of the initial weights (drawn again from the seed) or a copy of them."""
 
-    def __init__(self, W0: torch.Tensor, B: torch.Tensor, X: torch.Tensor, model: WideNet, block: int) -> None:
-        self.W0, self.B, self.X, self.embedding, self.block = W0, B, X, model.embedding, block
+    def __init__(self, W0: Callable[[], torch.Tensor] | torch.Tensor, Z: torch.Tensor, X: torch.Tensor,
+                 model: WideNet, block: int) -> None:
+        self.W0, self.B, self.X, self.embedding, self.block = W0, Z / (model.s_h * model.D), X, model.embedding, block
 
     def __call__(self) -> torch.Tensor:
-        W = self.W0.clone()
+        W = self.W0() if callable(self.W0) else self.W0.clone()
         col = 0
         for P in self.embedding.column_blocks(self.X, self.block):
             W[:, col : col + P.shape[1]].addmm_(self.B, P)
@@ -157,12 +161,16 @@ class LazyWeights:
         return W
 
 
-def _trained(model: WideNet, B: torch.Tensor, X: torch.Tensor, block: int) -> WideNet:
-    W0 = model.W
-    # a copy of the model that shares W_0 instead of copying it: its W is replaced by the lazy W_t, so a copy
-    # would only cost O(m D) memory for nothing
-    trained = copy.deepcopy(model, {id(W0): W0})
-    trained.set_lazy_W(LazyWeights(W0, B, X, model, block))
+def _trained(model: WideNet, Z: torch.Tensor, H: torch.Tensor, X: torch.Tensor, block: int) -> WideNet:
+    if model.embedding.infinite:
+        trained = copy.deepcopy(model)
+        trained.trained = TrainedShift(X.clone(), Z, H)
+        return trained
+    # W_0 from the seed if the model never formed it, else a copy: the trained model owns all it refers to
+    W0 = model.initial_weights or model.W.clone()
+    memo = {} if model.initial_weights is not None else {id(model.W): None}
+    trained = copy.deepcopy(model, memo)
+    trained.set_lazy_W(LazyWeights(W0, Z, X.clone(), trained, block))
     return trained
 
 
@@ -174,16 +182,16 @@ def _relu_readout(H: torch.Tensor, c_out: torch.Tensor, half: int) -> torch.Tens
     return (S * c_out[:, :, None]).sum(1)
 
 
-def _relu_slope(H: torch.Tensor, c: torch.Tensor, e_B: torch.Tensor, A: torch.Tensor, B: torch.Tensor) -> None:
-    """Ã = c ⊙ 1[H > 0] into A and B ← B + Ã diag(e_B) in one pass over H and B."""
+def _relu_slope(H: torch.Tensor, c: torch.Tensor, ce: torch.Tensor, A: torch.Tensor, Z: torch.Tensor) -> None:
+    """Ã = c ⊙ 1[H > 0] into A and Z ← Z + Ã diag(ce) in one pass over H and Z."""
     A.copy_((H > 0).to(H.dtype) * c[:, :, None])
-    B.add_(A * e_B[:, None, :])
+    Z.add_(A * ce[:, None, :])
 
 
 @functools.cache
 def fused_relu_ops() -> tuple[Callable, Callable] | None:
     """The element-wise part of a ReLU kernel step compiled by ``torch.compile`` into two loops: the readout
-    (one read of H) and the slope with the B update (H and B read, A and B written). ``None`` where
+    (one read of H) and the slope with the B update (H and Z read, A and Z written). ``None`` where
     torch.compile is unavailable."""
     try:
         return torch.compile(_relu_readout), torch.compile(_relu_slope)

@@ -56,7 +56,7 @@ def shape_key(config: Mapping[str, Any]) -> Hashable | None:
     if method != "kernel":
         return None
     activation = json.dumps(m["activation"], sort_keys=True)
-    return (m["m"], n, n_test, t["steps"], t["log_every"], activation, t["dtype"], t["device"])
+    return (m["m"], n, n_test, t["steps"], t["log_every"], activation, t["dtype"], t["device"], t["loss"])
 
 
 def capacity(config: Mapping[str, Any]) -> int:
@@ -123,7 +123,7 @@ def train_batched(configs: Sequence[Mapping[str, Any]]) -> list[Outcome]:
         other = next(i for i, k in enumerate(keys) if k != keys[0])
         raise InvalidArgument(
             f"configs[0] and configs[{other}] cannot share a batch: batched runs need equal m, n, n_test, steps, "
-            "log_every, activation, dtype and device."
+            "log_every, activation, dtype, device and loss."
         )
     t0 = time.perf_counter()
     outcomes: dict[int, Outcome] = {}
@@ -153,7 +153,7 @@ def _problem(config: dict[str, Any]) -> Problem:
     """The kernel-space problem of one run (:func:`wideflow.engines.prepare`, as :func:`wideflow.train` does)."""
     model, (X, y, X_test, y_test) = build(config)
     t = config["train"]
-    return prepare(model, X, y, X_test, y_test, reduction=t["reduction"], step_size=t["step_size"])
+    return prepare(model, X, y, X_test, y_test, reduction=t["reduction"], step_size=t["step_size"], loss=t["loss"])
 
 
 def _train(problem: Problem, configs: list[dict[str, Any]]

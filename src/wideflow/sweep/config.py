@@ -50,6 +50,7 @@ from ..errors import (
     check_positive_int,
     unknown_name,
 )
+from ..losses import LOSSES
 from ..registry import DATA_KINDS, DEFAULT_DEPTH, TEST_SEED_OFFSET, model_shape
 from ..scalings import SCALINGS, get_scaling
 
@@ -62,7 +63,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
               "scaling": "ours", "c_hat": 1.0, "seed": 0, "train_c": False, "bias": False},
     "data": {"kind": "axis_xor", "n": 200, "n_test": 500, "seed": 0, "test_seed": None},
     "train": {"steps": 1000, "step_size": 1.0, "reduction": "mean", "method": "auto", "log_every": 100,
-              "dtype": "float64", "device": "cpu"},
+              "dtype": "float64", "device": "cpu", "loss": "squared"},
     "record": {"features": False},
     "tags": {},
 }
@@ -101,9 +102,14 @@ def run_id(config: Mapping[str, Any]) -> str:
     """A stable name of a run: the first 16 hex digits of the SHA-256 of its canonical JSON.
 
     The configuration is normalized first, so two configurations that describe the same run (keys in
-    another order, a default written out or not, ``1`` for ``1.0``) have the same id.
+    another order, a default written out or not, ``1`` for ``1.0``) have the same id. ``train.loss`` enters
+    the hash only when it is not "squared", so the runs of configurations written before it existed keep
+    their ids.
     """
-    return hashlib.sha256(_canonical_json(normalize(config)).encode()).hexdigest()[:16]
+    canonical = normalize(config)
+    if canonical["train"]["loss"] == "squared":
+        canonical["train"] = {k: v for k, v in canonical["train"].items() if k != "loss"}
+    return hashlib.sha256(_canonical_json(canonical).encode()).hexdigest()[:16]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -277,6 +283,7 @@ def _train(t: dict[str, Any]) -> dict[str, Any]:
         "log_every": check_positive_int("train.log_every", t["log_every"]),
         "dtype": check_choice("train.dtype", t["dtype"], DTYPES),
         "device": t["device"],
+        "loss": check_choice("train.loss", t["loss"], LOSSES),
     }
 
 

@@ -32,6 +32,7 @@ class RunOutput:
     """The result of one run.
 
     ``metrics``: initial_train_loss, final_train_loss, final_test_error (NaN without a test set),
+    final_test_accuracy (for a classification loss with a test set),
     fitted_rate and fitted_r2 (see :func:`wideflow.fits.fitted_rate`), method (the engine that ran), wall_time (s).
     ``history``: the :func:`wideflow.train` history (step, time, train_loss, test_error).
     ``arrays``: with ``record.features``, h_i(x) over the m neurons for the first training input and the
@@ -92,7 +93,7 @@ def run_one(config: Mapping[str, Any], *, progress: bool = False) -> RunOutput:
     t0 = time.perf_counter()
     result = train(model, X, y, steps=t["steps"], step_size=t["step_size"], X_test=Xt, y_test=yt,
                    reduction=t["reduction"], method=t["method"], log_every=t["log_every"], progress=progress,
-                   callbacks=[recorder] if recorder else None)
+                   callbacks=[recorder] if recorder else None, loss=t["loss"])
     wall = time.perf_counter() - t0
     arrays = recorder.finish(result.final_state) if recorder else {}
     return RunOutput(summarize(result.history, result.method, wall), result.history, arrays)
@@ -118,6 +119,7 @@ def summarize(history: pd.DataFrame, method: str, wall_time: float) -> dict[str,
     """The final metrics of a run from its history (see :class:`RunOutput`)."""
     rate, r2 = fitted_rate(history)
     test = float(history["test_error"].iloc[-1]) if "test_error" in history else math.nan
+    accuracy = {"final_test_accuracy": float(history["test_accuracy"].iloc[-1])} if "test_accuracy" in history else {}
     return {
         "initial_train_loss": float(history["train_loss"].iloc[0]),
         "final_train_loss": float(history["train_loss"].iloc[-1]),
@@ -126,6 +128,7 @@ def summarize(history: pd.DataFrame, method: str, wall_time: float) -> dict[str,
         "fitted_r2": r2,
         "method": method,
         "wall_time": float(wall_time),
+        **accuracy,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from ..engines import Engine
 from ..errors import CheckpointError, InvalidArgument, InvalidType, check_positive_int
 from ..io import atomic_torch_save, read_torch_file
 
-__all__ = ["save_checkpoint", "load_checkpoint", "check_checkpointing", "fingerprint", "FORMAT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_steps", "previous", "check_checkpointing", "fingerprint",
+           "FORMAT"]
 
 FORMAT = 2
 
@@ -63,7 +65,8 @@ def _rng_states() -> dict[str, Any]:
 
 def save_checkpoint(path: str | os.PathLike, engine: Engine, settings: dict, step: int,
                     rows: list[list[dict[str, float]]]) -> None:
-    """Write the checkpoint of ``engine`` at ``step`` atomically (:func:`wideflow.io.atomic_torch_save`)."""
+    """Write the checkpoint of ``engine`` at ``step`` atomically (:func:`wideflow.io.atomic_torch_save`); the one it
+    replaces stays as ``PATH.prev`` (the processes of a sharded run resume at a step all of them have)."""
     state = {
         "format": FORMAT,
         "wideflow_version": __version__,
@@ -73,7 +76,30 @@ def save_checkpoint(path: str | os.PathLike, engine: Engine, settings: dict, ste
         "history": [list(r) for r in rows],
         "rng": _rng_states(),
     }
+    if os.path.exists(path):  # a second name for the current file (no copy), then the new file replaces it
+        tmp = f"{previous(path)}.{os.getpid()}.tmp"
+        try:
+            os.link(path, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, tmp)
+        os.replace(tmp, previous(path))
     atomic_torch_save(state, path)
+
+
+def previous(path: str | os.PathLike) -> str:
+    """The file that keeps the checkpoint before the latest one."""
+    return f"{os.fspath(path)}.prev"
+
+
+def checkpoint_steps(path: str | os.PathLike) -> dict[int, str]:
+    """The steps of the checkpoints kept at ``path`` (the latest and :func:`previous`), {step: file}."""
+    found = {}
+    for candidate in (previous(path), os.fspath(path)):
+        if os.path.exists(candidate):
+            state = read_torch_file(candidate, "a wideflow training checkpoint", version=FORMAT, keys={"step"},
+                                    hint="resume with a checkpoint written by train(..., checkpoint=PATH).")
+            found[int(state["step"])] = candidate
+    return found
 
 
 def load_checkpoint(path: str | os.PathLike, engine: Engine, settings: dict) -> tuple[int, list[list[dict]]]:
@@ -89,8 +115,8 @@ def load_checkpoint(path: str | os.PathLike, engine: Engine, settings: dict) -> 
     )
     saved = state["settings"]
     if saved != settings:
-        diff = sorted(k for k in settings if saved.get(k) != settings[k])
-        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {settings[k]!r}" for k in diff
+        diff = sorted(k for k in set(settings) | set(saved) if saved.get(k) != settings.get(k))
+        detail = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {settings.get(k)!r}" for k in diff
                            if k not in ("data", "model"))
         raise CheckpointError(
             f"checkpoint {str(path)!r} was written by a different run (settings differ in {diff}"

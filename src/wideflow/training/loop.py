@@ -33,7 +33,8 @@ DIVERGENCE_FACTOR = 1e8
 class Snapshot:
     """The R runs of an engine at a logging step; tensors are the engine's buffers (valid until the next step).
 
-    ``f``, ``e`` (R, n) are the training outputs and residuals, ``losses`` the training losses (eq. (6)).
+    ``f``, ``e`` (R, n) are the training outputs and residuals e = ∂ℓ/∂f, ``losses`` the training losses
+    L = (1/N) Σ_a ℓ(f_a, y_a) (eq. (6) for the squared loss).
     The test features and errors are formed on first use (:meth:`test`).
     """
 
@@ -67,19 +68,20 @@ class Snapshot:
 
 
 def gradient_descent(engine: Engine, *, steps: int, log_every: int, start: int = 0,
-                     watch: Callable[[int, torch.Tensor], None] | None = None) -> Iterator[Snapshot]:
+                     watch: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> Iterator[Snapshot]:
     """Run GD steps ``start``..``steps`` of ``engine`` and yield a :class:`Snapshot` at every logging step.
 
     Training outputs are formed every step (the update needs the residual e); test features only when a
-    snapshot's :meth:`Snapshot.test` is called. ``watch(k, e)``, if given, sees the residual of every step k.
+    snapshot's :meth:`Snapshot.test` is called. ``watch(k, f, e)``, if given, sees the outputs and the residual
+    of every step k.
     """
     engine.plan(steps - start)
     for k in range(start, steps + 1):
         f, e = engine.residual()
         if watch is not None:
-            watch(k, e)
+            watch(k, f, e)
         if k % log_every == 0 or k == steps:
-            yield Snapshot(engine, k, f, e, engine.losses(e))
+            yield Snapshot(engine, k, f, e, engine.losses(e, f))
         if k == steps:
             return
         engine.step(e)
@@ -87,24 +89,35 @@ def gradient_descent(engine: Engine, *, steps: int, log_every: int, start: int =
 
 class LossWatch:
     """The training loss of every GD step of R runs, kept on the engine's device (no host synchronization per
-    step) in a ring of ``period`` slots (at least the steps between two checks), checked at logging steps."""
+    step) in a ring of ``period`` slots (at least the steps between two checks), checked at logging steps.
 
-    def __init__(self, period: int, N: torch.Tensor, start: int, like: torch.Tensor) -> None:
+    A slot holds Σ_a e_a² for the squared loss (one product, L = ½ slot/N) and Σ_a ℓ(f_a, y_a) for the others
+    (L = slot/N)."""
+
+    def __init__(self, period: int, N: torch.Tensor, start: int, like: torch.Tensor, engine: Engine | None = None
+                 ) -> None:
         self.period = period
         self.N = N.double().cpu()
         self.checked = start
         self.sq = torch.zeros(period, like.shape[0], 1, 1, dtype=like.dtype, device=like.device)
         self._slots = self.sq.unbind()  # views made once: indexing each step would cost as much as the product
+        self.loss = None if engine is None or engine.loss.name == "squared" else engine.loss
+        self.y = None if engine is None else engine.y
+        self.scale = 0.5 if self.loss is None else 1.0
+        self._flat = [slot.view(-1) for slot in self._slots]
 
-    def __call__(self, k: int, e: torch.Tensor) -> None:
-        torch.bmm(e[:, None, :], e[:, :, None], out=self._slots[k % self.period])
+    def __call__(self, k: int, f: torch.Tensor, e: torch.Tensor) -> None:
+        if self.loss is None:
+            torch.bmm(e[:, None, :], e[:, :, None], out=self._slots[k % self.period])
+        else:
+            torch.sum(self.loss.value(f, self.y), dim=1, out=self._flat[k % self.period])
 
     def first_bad(self, k: int, limits: torch.Tensor) -> dict[int, tuple[int, float]]:
         """Per run, the first step in (last check, k] (or k itself at the start) whose loss is non-finite or
         above its limit: {run: (step, loss)}."""
         steps = torch.arange(min(self.checked + 1, k), k + 1)
         self.checked = k
-        losses = (0.5 / self.N) * self.sq[(steps % self.period).to(self.sq.device)].double().cpu()[:, :, 0, 0]
+        losses = (self.scale / self.N) * self.sq[(steps % self.period).to(self.sq.device)].double().cpu()[:, :, 0, 0]
         bad = ~torch.isfinite(losses) | (losses > limits)
         out: dict[int, tuple[int, float]] = {}
         for r in bad.any(dim=0).nonzero().flatten().tolist():
@@ -155,7 +168,8 @@ class Driver:
     """Train the R runs of ``engine`` for ``steps`` GD steps and keep their histories.
 
     - history: a row per run and logging step with step, time (= step·δ), train_loss, test_error (with a test
-      set) and the columns of ``callbacks`` (functions of each run's :class:`TrainState`);
+      set; the mean test loss), for a classification loss train_accuracy and test_accuracy, and the columns
+      of ``callbacks`` (functions of each run's :class:`TrainState`);
     - divergence: the loss of every step is recorded on the device and checked at logging steps; a run whose
       loss is non-finite or above ``divergence_factor`` × max(L_0, L of the zero predictor) at any step has
       diverged. With ``stop_on_divergence`` the driver stops there; otherwise that run's history ends and the
@@ -183,8 +197,7 @@ class Driver:
 
     def _limits(self) -> torch.Tensor:
         """Per run: the divergence limit, ``divergence_factor`` × max(L of the zero predictor, L_0 if known)."""
-        eng = self.engine
-        zero = (0.5 * (eng.y * eng.y).sum(dim=1) / eng.N).double().cpu()
+        zero = self.engine.zero_losses()
         first = torch.tensor([rows[0]["train_loss"] if rows else 0.0 for rows in self.rows], dtype=torch.float64)
         return self.factor * torch.maximum(zero, first)
 
@@ -192,7 +205,7 @@ class Driver:
         """Train; returns ``self`` with ``rows``, ``diverged`` and ``final`` (the last snapshot) filled in."""
         eng = self.engine
         limits = self._limits()
-        watch = LossWatch(min(self.log_every, self.steps), eng.N, self.start, eng.e)
+        watch = LossWatch(min(self.log_every, self.steps), eng.N, self.start, eng.e, eng)
         last: list[TrainState | None] = [None] * eng.R
         bar = _progress_bar(self.progress, self.steps, self.start)
         try:
@@ -222,14 +235,23 @@ class Driver:
 
     def _log(self, snap: Snapshot, last: list[TrainState | None]) -> None:
         test = snap.test()
+        eng = self.engine
+        classify = eng.loss.classification
+        if classify:
+            train_acc = eng.accuracies(snap.f, eng.y)
+            test_acc = None if test is None else eng.accuracies(test[1], eng.y_test)
         for r, rows in enumerate(self.rows):
             if r in self.diverged:
                 continue
             if rows and rows[-1]["step"] == snap.step:
                 rows.pop()  # a resumed run logs its first step again, from the restored state, identically
-            row = {"step": snap.step, "time": snap.step * self.engine.delta[r], "train_loss": snap.losses[r]}
+            row = {"step": snap.step, "time": snap.step * eng.delta[r], "train_loss": snap.losses[r]}
             if test is not None:
                 row["test_error"] = test[2][r]
+            if classify:
+                row["train_accuracy"] = train_acc[r]
+                if test_acc is not None:
+                    row["test_accuracy"] = test_acc[r]
             if self.callbacks or self.stop_on_divergence:
                 state = snap.state(r)
                 for i, cb in enumerate(self.callbacks):

@@ -47,7 +47,7 @@ class TrainResult:
     """What :func:`wideflow.train` returns: the history table, the trained model and the run's settings."""
 
     history: pd.DataFrame
-    model: WideNet
+    model: WideNet | None  # None for a run sharded over processes (wideflow.distributed)
     method: str
     steps: int
     step_size: float
@@ -55,6 +55,7 @@ class TrainResult:
     wall_time: float
     final_state: TrainState
     settings: dict[str, Any] = field(default_factory=dict)
+    loss: str = "squared"
 
     @property
     def final_train_loss(self) -> float:
@@ -65,3 +66,10 @@ class TrainResult:
         if "test_error" not in self.history:
             return None
         return float(self.history["test_error"].iloc[-1])
+
+    @property
+    def final_test_accuracy(self) -> float | None:
+        """The last test accuracy of a classification run (``None`` without a test set or for regression)."""
+        if "test_accuracy" not in self.history:
+            return None
+        return float(self.history["test_accuracy"].iloc[-1])

@@ -1,6 +1,7 @@
 r"""wideflow.train: full-batch GD on W with the paper's step convention (eq. (9), docs/theory.md §2 and §8).
 
-Loss (6): L = (1/2N) Σ_a (f(x_a) − y_a)², N = n ("mean", the default everywhere in wideflow) or 1 ("sum").
+Loss (6): L = (1/2N) Σ_a (f(x_a) − y_a)², N = n ("mean", the default everywhere in wideflow) or 1 ("sum"); with
+``loss="logistic"``, L = (1/N) Σ_a log(1 + exp(−y_a f(x_a))) for labels y ∈ {−1, +1} (:mod:`wideflow.losses`).
 One GD step (9) is W ← W − δ·(lr factor)·∇_W L with the factor of Table 1 (m, 1 or m·D), and corresponds to
 GF time δ. :func:`train` checks its arguments, prepares the problem (:func:`wideflow.engines.prepare`), picks
 the engine (:func:`wideflow.engines.choose_method`) and runs it through the one driver
@@ -27,9 +28,11 @@ from ..errors import (
     check_positive_int,
 )
 from ..engines.problem import REDUCTIONS, Problem, build, check_data
+from ..distributed import ShardedKernelEngine, agree_on_step, check_same_everywhere, shard_of
 from ..kernels import max_stable_step_size
+from ..losses import LOSSES, get_loss
 from ..model import WideNet, check_model
-from .checkpoint import check_checkpointing, fingerprint, load_checkpoint
+from .checkpoint import check_checkpointing, checkpoint_steps, fingerprint, load_checkpoint
 from .loop import DIVERGENCE_FACTOR, Divergence, Driver, check_callbacks
 from .results import TrainResult, TrainState
 
@@ -54,6 +57,8 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int | None = None,
     resume: str | os.PathLike | None = None,
+    loss: str = "squared",
+    distributed: bool = False,
 ) -> TrainResult:
     r"""Train W of ``model`` by full-batch GD with the paper's step convention (eq. (9)).
 
@@ -64,6 +69,9 @@ def train(
     steps, step_size: number of GD steps and δ; the run reaches GF time ``steps * step_size``.
     X_test, y_test: an optional test set; ``test_error`` = ½·mean over the test set of (f − y)².
     reduction: "mean" (N = n, default) or "sum" (N = 1) in L = (1/2N) Σ_a (f(x_a) − y_a)² (docs/theory.md §2).
+    loss: "squared" (eq. (6), the default) or "logistic" (binary, labels y ∈ {−1, +1}: L = (1/N) Σ_a
+        log(1 + exp(−y_a f(x_a))), computed without overflow). GD is the same rule (9) with the residual
+        e = ∂ℓ/∂f (docs/theory.md §8); the history then also has train_accuracy and test_accuracy.
     method: "kernel" (the kernel-space engine, cost O(m n²) per step, docs/theory.md §8), "weights" (weight
         space, O(m n D)) or "auto" (the one with the smaller operation count for the whole run).
     log_every: a history row every ``log_every`` steps (and at the last step).
@@ -77,13 +85,17 @@ def train(
     checkpoint, checkpoint_every: write an atomic checkpoint (engine state, random generator states,
         history) to this path every ``checkpoint_every`` steps (a multiple of ``log_every``; by default
         about ten per run) and at the end.
+    distributed: train one model sharded over the processes of a torchrun launch (:mod:`wideflow.distributed`):
+        each process holds a block of the neurons, the history is the same on every rank, checkpoints are one
+        file per rank, and ``result.model`` is ``None`` (``result.final_state`` holds this rank's block).
     resume: continue from the checkpoint at this path, written by a run with the same model, data and
         settings; the result (history and final W) is bit-identical to an uninterrupted run. A path
         that does not exist yet starts from step 0, so the same call can simply be repeated after an
         interruption (typically with ``checkpoint=resume=PATH``).
 
     Returns a :class:`TrainResult` whose ``history`` has the columns step, time, train_loss (and
-    test_error, and the callbacks' columns).
+    test_error, the mean test loss; train_accuracy and test_accuracy for the logistic loss; and the
+    callbacks' columns).
     """
     check_model(model)
     steps = check_positive_int("steps", steps)
@@ -91,6 +103,7 @@ def train(
     log_every = check_positive_int("log_every", log_every)
     divergence_factor = check_positive_float("divergence_factor", divergence_factor, above=1.0)
     reduction = check_choice("reduction", reduction, REDUCTIONS)
+    loss_fn = get_loss(check_choice("loss", loss, LOSSES))
     progress = check_bool("progress", progress, allow_none=True)
     callbacks = check_callbacks(callbacks)
     Xt, yt, Xs, ys = check_data(model, X, y, X_test, y_test)
@@ -98,16 +111,30 @@ def train(
     resolved = choose_method(method, m=model.m, n=n, D=model.D, n_test=n_test, steps=steps, log_every=log_every,
                              trains_neurons=model.train_c or model.bias)
     checkpoint_every = check_checkpointing(checkpoint, checkpoint_every, resume, steps, log_every)
-    problem = build(model, Xt, yt, Xs, ys, reduction=reduction, step_size=step_size, space=resolved)
-    engine = make_engine(problem)
+    shard = shard_of(model, resolved) if check_bool("distributed", distributed) else None
+    problem = build(model, Xt, yt, Xs, ys, reduction=reduction, step_size=step_size, space=resolved, loss=loss_fn,
+                    neurons=None if shard is None else shard.neurons)
+    engine = make_engine(problem) if shard is None else ShardedKernelEngine(problem)
     settings = {
         "steps": steps, "step_size": step_size, "reduction": reduction, "method": resolved,
         "log_every": log_every, "n": n, "n_test": n_test, "model": model.config,
         "data": fingerprint(Xt, yt, Xs, ys),
     }
+    if loss != "squared":  # absent for the squared loss, so that checkpoints of earlier versions still resume
+        settings["loss"] = loss
+    if shard is not None:  # one checkpoint file per rank; every rank must have been given the same run
+        settings["processes"] = shard.world
+        check_same_everywhere(settings, problem)
+        checkpoint = None if checkpoint is None else shard.checkpoint_path(checkpoint)
+        resume = None if resume is None else shard.checkpoint_path(resume)
     start, rows = 0, None
-    if resume is not None and os.path.exists(resume):
-        start, rows = load_checkpoint(resume, engine, settings)
+    if resume is not None:
+        available = checkpoint_steps(resume)
+        if shard is not None:  # the latest step every process has (0: start afresh)
+            step = agree_on_step([0, *available])
+            available = {step: available[step]} if step else {}
+        if available:
+            start, rows = load_checkpoint(available[max(available)], engine, settings)
     t0 = time.perf_counter()
     driver = Driver(engine, steps=steps, log_every=log_every, callbacks=callbacks,
                     divergence_factor=divergence_factor, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
@@ -117,7 +144,7 @@ def train(
     assert driver.final is not None
     return TrainResult(
         history=pd.DataFrame(driver.rows[0]),
-        model=engine.finish()[0],
+        model=engine.finish()[0] if shard is None else None,
         method=resolved,
         steps=steps,
         step_size=step_size,
@@ -125,6 +152,7 @@ def train(
         wall_time=time.perf_counter() - t0,
         final_state=driver.final.state(0),
         settings=settings,
+        loss=loss,
     )
 
 
@@ -134,10 +162,12 @@ def diverged_error(div: Divergence, problem: Problem, rows: list[dict[str, float
     what = "became non-finite" if not math.isfinite(div.loss) else (
         f"exceeded {factor:g} times max(L_0, L of the zero predictor) = {div.limit / factor:.3e}")
     model, delta = problem.models[0], problem.step_sizes[0]
+    curvature = problem.loss.max_curvature
+    bound = "2N/λ_max(K_0)" if curvature == 1 else f"2N/({curvature:g}·λ_max(K_0)), ℓ'' <= {curvature:g}"
     try:
-        max_step = max_stable_step_size(model, problem.X[0], problem.reductions[0])
+        max_step = max_stable_step_size(model, problem.X[0], problem.reductions[0]) / curvature
         advice = (f"step_size={delta:g}, but GD linearized at initialization is stable only for "
-                  f"step_size < {max_step:.4g} (= 2N/λ_max(K_0)); lower the step size.")
+                  f"step_size < {max_step:.4g} (= {bound}); lower the step size.")
     except NonFiniteInput as exc:
         max_step = math.nan
         advice = f"The model is not finite at initialization: {exc}"
