@@ -1,4 +1,8 @@
-"""``wideflow train``: train one model on one of the paper's data sets and print the history.
+"""``wideflow train``: train one model on one of the paper's data sets, print the history, and with ``--out DIR``
+write ``DIR/history.csv``, the trained model ``DIR/model.pt`` (:func:`wideflow.load` reads it) and the loss
+figure ``DIR/loss.png``. ``--checkpoint P`` writes a training checkpoint as it goes and ``--resume P``
+continues from it: a run killed and started again with the same arguments and ``--resume P`` writes the
+same history as an uninterrupted one (:func:`wideflow.train`).
 
 :func:`add_model_arguments`, :func:`model_from_args` and :func:`data_from_args` are shared with
 ``wideflow check``: the model and data kinds, their help texts and defaults are those of
@@ -11,10 +15,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutputError
 from ..io import atomic_write
+from ..losses import LOSSES
 from ..model import WideNet
 from ..registry import DATA_KINDS, DEFAULT_DEPTH, MODEL_KINDS, Data, build_model, make_data
-from ..training import train
+from ..training import TrainResult, train
 
 
 def add_model_arguments(p: argparse.ArgumentParser, *, n: int) -> None:
@@ -56,19 +62,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reduction", default="mean", help="mean (N = n, the default) or sum (N = 1)")
     p.add_argument("--method", default="auto")
     p.add_argument("--log-every", type=int, default=100)
+    p.add_argument("--loss", default="squared",
+                   help=f"one of {', '.join(LOSSES)}: squared (eq. (6), the default) or logistic (binary, labels "
+                        "±1, as axis_xor's; the history then has train_accuracy and test_accuracy)")
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=None, help="write the history as CSV here")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="write a training checkpoint to this file as the run goes (and at the end)")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help="steps between checkpoints, a multiple of --log-every (default: about ten per run)")
+    p.add_argument("--resume", type=Path, default=None,
+                   help="continue from this checkpoint, written by the same command (a missing file starts afresh)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="a folder for history.csv, the trained model model.pt and the loss figure loss.png")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise OutputError(f"--out {str(args.out)!r} is a file; expected a folder (made if missing) for "
+                          "history.csv, model.pt and loss.png.")
     X, y, Xt, yt = data_from_args(args, args.n_test)
     model = model_from_args(args, dtype=args.dtype, device=args.device)
+    checkpoint = args.checkpoint if args.checkpoint is not None or args.resume is None else args.resume
     result = train(model, X, y, steps=args.steps, step_size=args.step_size, X_test=Xt, y_test=yt,
-                   reduction=args.reduction, method=args.method, log_every=args.log_every)
+                   reduction=args.reduction, method=args.method, log_every=args.log_every, loss=args.loss,
+                   checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     print(result.history.to_string(index=False))
     print(f"method={result.method} wall_time={result.wall_time:.2f}s")
     if args.out is not None:
-        atomic_write(args.out, lambda fh: result.history.to_csv(fh, index=False))
+        write_outputs(result, args.out)
     return 0
+
+
+def write_outputs(result: TrainResult, folder: Path) -> None:
+    """history.csv, model.pt and loss.png in ``folder``, each written atomically (:mod:`wideflow.io`)."""
+    from ..plotting import plot_loss  # matplotlib, imported only when a figure is asked for
+
+    atomic_write(folder / "history.csv", lambda fh: result.history.to_csv(fh, index=False))
+    result.model.save(folder / "model.pt")
+    fig = plot_loss(result.history)
+    fig.axes[0].set_title(f"{result.loss} loss, method={result.method}", fontsize="small")
+    atomic_write(folder / "loss.png", lambda fh: fig.savefig(fh, format="png", dpi=120))
