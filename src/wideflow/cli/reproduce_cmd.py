@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..experiments import EXPERIMENTS, PRESETS, reproduce
+from ..experiments import ALL, EXPERIMENTS, PRESETS, reproduce
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "with the CSV behind each) and check each claim of the paper, in DIR/<exp>/ and DIR/REPORT.md. "
                     "Runs are kept in DIR/store: rerunning computes only what is missing.",
     )
-    p.add_argument("experiment", choices=[*EXPERIMENTS, "all"], help="which experiment (all: the three)")
+    p.add_argument("experiment", choices=[*EXPERIMENTS, "all"],
+                   help=f"which experiment (all: {', '.join(ALL)}; precision runs only when named)")
     p.add_argument("--preset", choices=PRESETS, default="quick",
                    help="built-in settings: quick (minutes on a laptop), paper (the paper's), tiny (smoke test)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
@@ -32,15 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    names = list(EXPERIMENTS) if args.experiment == "all" else [args.experiment]
+    names = list(ALL) if args.experiment == "all" else [args.experiment]
     t0 = time.perf_counter()
     summaries = reproduce(names, args.out, preset=args.preset, config=args.config, seeds=args.seeds,
                           device=args.device, scheduler=args.scheduler, progress=not args.no_progress)
     for name, summary in summaries.items():
         runs = summary["runs"]
-        print(f"{name}: {summary['reproduced']} claims reproduced ({runs['total']} runs, "
+        verdicts = ", ".join(f"{k} {v}" for k, v in summary["verdicts"].items())
+        print(f"{name}: {len(summary['claims'])} claims ({verdicts}; {runs['total']} runs, "
               f"{runs['computed_now']} computed now) -> {args.out / name / 'summary.json'}")
         for claim in summary["claims"]:
-            print(f"  [{'yes' if claim['reproduced'] else ' no'}] {claim['id']}: {claim['headline']}")
+            print(f"  [{claim['verdict']}] {claim['id']}: {claim['headline']}")
+        for row in summary.get("sensitivity", []):
+            print(f"  [{row['reading']}] {row['claim']}: {row['verdict']} ({row['test']})")
     print(f"report: {args.out / 'REPORT.md'} (wall time {time.perf_counter() - t0:.1f} s)")
     return 0

@@ -6,7 +6,7 @@ step size δ, loss reduction, activation, ĉ, dtype, device, test-set size) and 
 grid of one experiment; a key of ``[run]`` repeated in ``[expK]`` overrides it for that experiment.
 
 A **claim** is one statement of the paper with the numbers this run measured and the verdict of a
-stated, fixed criterion on them: whether the run reproduced it.
+stated, fixed test on them (:mod:`.stats`): "reproduced", "not reproduced" or "inconclusive".
 """
 
 from __future__ import annotations
@@ -35,30 +35,31 @@ from ..errors import (
     closest,
 )
 from ..io import atomic_write, jsonable
+from ..losses import LOSSES
 from ..sweep.config import DTYPES, read_toml
 
 __all__ = [
     "PRESETS",
     "RUN_KEYS",
     "Claim",
-    "load_preset",
-    "preset_path",
+    "choice_list",
     "experiment_settings",
-    "seed_list",
+    "int_list",
+    "load_preset",
+    "log_panel",
     "model_section",
-    "train_section",
+    "n_axis",
+    "nonneg_int",
     "palette",
     "plot_over_seeds",
-    "n_axis",
+    "positive_int",
+    "preset_path",
+    "save_figure",
+    "seed_list",
     "seeds_label",
     "single_axes",
-    "log_panel",
-    "save_figure",
+    "train_section",
     "write_csv",
-    "positive_int",
-    "nonneg_int",
-    "int_list",
-    "choice_list",
 ]
 
 PRESETS = ("quick", "paper", "tiny")
@@ -111,7 +112,8 @@ def _choice(valid: Sequence[str]) -> Validator:
     return lambda key, value: check_choice(key, value, valid)
 
 
-def _activation(key: str, value: Any) -> Any:
+def activation_name(key: str, value: Any) -> Any:
+    """The name of a registered activation (or an activation), checked by :func:`wideflow.get_activation`."""
     get_activation(value)
     return value
 
@@ -129,7 +131,8 @@ RUN_KEYS: dict[str, Validator] = {
     "seeds": positive_int,
     "step_size": positive_float,
     "reduction": _choice(REDUCTIONS),
-    "activation": _activation,
+    "loss": _choice(tuple(LOSSES)),
+    "activation": activation_name,
     "c_hat": positive_float,
     "dtype": _choice(DTYPES),
     "device": _device,
@@ -216,7 +219,8 @@ def model_section(s: Mapping[str, Any], **model: Any) -> dict[str, Any]:
 
 def train_section(s: Mapping[str, Any]) -> dict[str, Any]:
     """The ``train`` part of a run configuration: GD with step δ for ``steps`` steps (eq. (9))."""
-    return {key: s[key] for key in ("steps", "step_size", "reduction", "method", "log_every", "dtype", "device")}
+    return {key: s[key] for key in ("steps", "step_size", "reduction", "method", "log_every", "dtype", "device",
+                                    "loss")}
 
 
 # ------------------------------------------------------------------------------------------- claims
@@ -224,8 +228,11 @@ def train_section(s: Mapping[str, Any]) -> dict[str, Any]:
 class Claim:
     """One claim of the paper, the numbers this run measured for it, and the verdict.
 
-    ``statement`` is the paper's claim, ``source`` where it is made, ``criterion`` the fixed test applied
-    to ``measured`` (JSON-ready numbers), ``headline`` a one-line digest of the numbers for tables.
+    ``statement`` is the paper's claim, ``source`` where it is made, ``criterion`` the paired differences
+    tested (see :mod:`.stats`), ``headline`` a one-line digest of the numbers for tables, ``test`` the
+    result of :func:`.stats.paired_test` (or a dict of them, one per condition, for a claim of several
+    conditions), ``verdict`` one of "reproduced", "not reproduced", "inconclusive", and ``reproduced``
+    whether the verdict is "reproduced". ``data`` names the CSV file the verdict is recomputed from.
     """
 
     id: str
@@ -233,8 +240,15 @@ class Claim:
     source: str
     criterion: str
     headline: str
-    reproduced: bool
+    verdict: str
+    test: dict[str, Any]
+    data: str
     measured: dict[str, Any] = field(default_factory=dict)
+    reproduced: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        check_choice("verdict", self.verdict, ("reproduced", "not reproduced", "inconclusive"))
+        self.reproduced = self.verdict == "reproduced"
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))

@@ -9,6 +9,8 @@ store ``out/store``, so running the same command again computes only what is mis
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,15 +21,21 @@ import pandas as pd
 
 from .. import sweep
 from ..errors import WideflowError, check_choice
-from ..io import atomic_json
+from ..io import atomic_json, jsonable
+from ..sweep.runner import build_data
 from ..sweep.store import provenance
-from . import exp1, exp2, exp3
+from . import exp1, exp2, exp3, limits, precision, real, sensitivity
 from .common import experiment_settings, load_preset, write_csv
 from .report import write_report
+from .stats import VERDICTS
 
-__all__ = ["EXPERIMENTS", "reproduce", "RunsFailed"]
+__all__ = ["ALL", "EXPERIMENTS", "RunsFailed", "reproduce"]
 
-EXPERIMENTS: dict[str, ModuleType] = {"exp1": exp1, "exp2": exp2, "exp3": exp3}
+EXPERIMENTS: dict[str, ModuleType] = {"exp1": exp1, "exp2": exp2, "exp3": exp3, "sensitivity": sensitivity,
+                                      "real": real, "precision": precision, "limits": limits}
+# What ``wideflow reproduce all`` runs: the paper's three experiments, the sensitivity of Experiment 3 to the
+# unstated choices, the real-data comparison and the m → ∞ limit (precision is a separate command: its runs are long).
+ALL = ("exp1", "exp2", "exp3", "sensitivity", "real", "limits")
 
 
 class RunsFailed(WideflowError, RuntimeError):
@@ -59,6 +67,9 @@ def reproduce(
     settings = load_preset(preset, config, seeds=seeds, device=device,
                            experiment_keys={name: mod.KEYS for name, mod in EXPERIMENTS.items()})
     per_exp = {name: experiment_settings(settings, name) for name in names}
+    for name in names:  # an experiment that reads files writes them first (real: the digits splits)
+        if hasattr(EXPERIMENTS[name], "prepare"):
+            per_exp[name] = EXPERIMENTS[name].prepare(per_exp[name], out / name)
     configs = {name: EXPERIMENTS[name].configs(per_exp[name]) for name in names}
     every = [c for name in names for c in configs[name]]
     store = out / "store"
@@ -72,9 +83,13 @@ def reproduce(
     summaries, failed = {}, {}
     start = 0
     for name in names:
-        runs = results.iloc[start:start + len(configs[name])].reset_index(drop=True)
-        start += len(configs[name])
-        computed = int((~runs["run_id"].isin(finished_before)).sum())
+        if hasattr(EXPERIMENTS[name], "run"):  # trained in this process, not by the sweep (limits: D = ∞ models)
+            runs, computed = EXPERIMENTS[name].run(per_exp[name], store, progress=progress)
+        else:
+            runs = results.iloc[start:start + len(configs[name])].reset_index(drop=True)
+            runs["zero_test_error"] = zero_test_errors(configs[name])
+            start += len(configs[name])
+            computed = int((~runs["run_id"].isin(finished_before)).sum())
         summaries[name] = _experiment(name, runs, per_exp[name], settings, out, store, computed)
         if summaries[name]["runs"]["failed"]:
             failed[name] = summaries[name]["failed_runs"]
@@ -91,6 +106,21 @@ def reproduce(
             + "\n  ".join(lines[:10])
         )
     return summaries
+
+
+def zero_test_errors(configs: Sequence[dict[str, Any]]) -> list[float]:
+    """The test error ½·mean(y²) of the predictor f ≡ 0 on each run's test set (NaN without one): the chance
+    level of :func:`.stats.judged_cells`, written to ``runs.csv`` as ``zero_test_error``."""
+    cache: dict[str, float] = {}
+    out = []
+    for config in configs:
+        config = sweep.normalize(config)
+        key = json.dumps([config["data"], config["model"]["d"]], sort_keys=True, default=str)
+        if key not in cache:
+            y_test = build_data(config)[3]
+            cache[key] = math.nan if y_test is None or len(y_test) == 0 else 0.5 * float((y_test.double() ** 2).mean())
+        out.append(cache[key])
+    return out
 
 
 def _experiment(name: str, runs: pd.DataFrame, s: dict[str, Any], settings: dict[str, Any], out: Path,
@@ -122,5 +152,8 @@ def _experiment(name: str, runs: pd.DataFrame, s: dict[str, Any], settings: dict
         summary["tables"] += [write_csv(table, folder, stem) for stem, table in tables.items()]
         summary["figures"] = mod.figures(tables, folder, s)
         summary["claims"] = [claim.to_dict() for claim in mod.claims(tables, s)]
+        if hasattr(mod, "extras"):
+            summary.update(jsonable(mod.extras(tables, s)))
     summary["reproduced"] = f"{sum(c['reproduced'] for c in summary['claims'])}/{len(summary['claims'])}"
+    summary["verdicts"] = {v: sum(c["verdict"] == v for c in summary["claims"]) for v in VERDICTS}
     return summary

@@ -1,0 +1,112 @@
+"""Experiment 3's comparison on real data: the P-3L net under ours, NTK and MF on scikit-learn's digits.
+
+Does the advantage of feature learning (Section 4.3, Figure 3) hold off the synthetic axis-XOR task? The
+data set is the 8×8 handwritten digits that ship with scikit-learn (``sklearn.datasets.load_digits``, 1797
+images, d = 64 pixels), made a binary task: y = +1 for the digits 0-4 and −1 for 5-9 (so f ≡ 0 has test
+error ½). For seed k the 1797 images are shuffled with seed k; the first ``n_test`` are the test set and the
+next n the training set (so the training sets of one seed are nested). Pixels are standardized with the
+mean and standard deviation of that training set (a pixel constant on it is 0 everywhere), so that
+‖x‖²/d ≈ 1 as for the synthetic inputs. The files are written to ``<out>/real/data`` and read by the runs
+as the ``file`` data kind. Everything else (P-3L with D = m, the three scalings of Table 1, δ, steps, the
+paired tests and the rule for cells that cannot be judged) is that of Experiment 3 (:mod:`.compare`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidArgument
+from ..io import atomic_write
+from .common import (
+    SCALING_NAMES,
+    Claim,
+    choice_list,
+    int_list,
+    model_section,
+    positive_int,
+    seed_list,
+    seeds_label,
+    train_section,
+)
+from .compare import test_error_claims, test_error_figure
+
+NAME = "real"
+TITLE = "Experiment 3 on real data: P-3L under ours, NTK and MF on scikit-learn's digits (0-4 against 5-9)"
+KEYS = {"m": int_list, "n": int_list, "scalings": choice_list(SCALING_NAMES), "steps": positive_int,
+        "log_every": positive_int}
+D_IN = 64
+
+
+def prepare(s: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write the train and test files of every (seed, n) under ``folder/data``; the settings with
+    ``data_dir`` added."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    X_all, y_all = digits.data.astype(np.float64), np.where(digits.target <= 4, 1.0, -1.0)
+    if s["n_test"] + max(s["n"]) > len(y_all):
+        raise InvalidArgument(f"real.n_test + max(real.n) = {s['n_test'] + max(s['n'])} exceeds the {len(y_all)} "
+                              "images of the digits data set; lower n_test or n.")
+    data = folder / "data"
+    for seed in seed_list(s):
+        order = np.random.default_rng(seed).permutation(len(y_all))
+        test = order[: s["n_test"]]
+        for n in s["n"]:
+            train = order[s["n_test"]: s["n_test"] + n]
+            mean, std = X_all[train].mean(0), X_all[train].std(0)
+            scale = np.where(std > 0, std, np.inf)  # a pixel constant on the training set is 0 everywhere
+            for part, idx in (("train", train), ("test", test)):
+                X = (X_all[idx] - mean) / scale
+                atomic_write(data / f"seed{seed}_n{n}_{part}.npz",
+                             lambda fh, X=X, y=y_all[idx]: np.savez(fh, X=X, y=y))
+    return {**s, "data_dir": str(data.resolve())}
+
+
+def configs(s: dict[str, Any]) -> list[dict[str, Any]]:
+    """One run per (scaling, m, n, seed), P-3L with D = m on the files of :func:`prepare`."""
+    if "data_dir" not in s:
+        raise InvalidArgument("real.configs needs the data files: call real.prepare(settings, folder) first.")
+    if "ntk" in s["scalings"] and any(m % 2 for m in s["m"]):
+        raise InvalidArgument(f"real.m={s['m']} has odd widths; the NTK scaling's symmetrized initialization needs "
+                              "even m.")
+    data = Path(s["data_dir"])
+    return [
+        {"model": model_section(s, kind="p3l", d=D_IN, m=m, D=m, scaling=scaling, seed=seed),
+         "data": {"kind": "file", "path": str(data / f"seed{seed}_n{n}_train.npz"),
+                  "test_path": str(data / f"seed{seed}_n{n}_test.npz")},
+         "train": train_section(s),
+         "tags": {"experiment": NAME, "n": n}}
+        for scaling in s["scalings"] for m in s["m"] for n in s["n"] for seed in seed_list(s)
+    ]
+
+
+def tables(runs: pd.DataFrame, history: Any, arrays: Any, s: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """``real_test_error``: one row per run (scaling, m, n, seed, test error, training loss, error of f ≡ 0)."""
+    table = pd.DataFrame({
+        "scaling": runs["model.scaling"].to_numpy(),
+        "m": runs["model.m"].astype(int).to_numpy(),
+        "n": runs["tags.n"].astype(int).to_numpy(),
+        "seed": runs["model.seed"].astype(int).to_numpy(),
+        "test_error": runs["final_test_error"].to_numpy(dtype=float),
+        "train_loss": runs["final_train_loss"].to_numpy(dtype=float),
+        "zero_error": runs["zero_test_error"].to_numpy(dtype=float),
+    })
+    return {"real_test_error": table.sort_values(["scaling", "m", "n", "seed"], ignore_index=True)}
+
+
+def figures(t: dict[str, pd.DataFrame], folder: Path, s: dict[str, Any]) -> list[str]:
+    """Test error against n per scaling, one panel per m (seed mean, band min-max)."""
+    table = t["real_test_error"]
+    panels = [(f"m = D = {m}", table[table["m"] == m]) for m in sorted(table["m"].unique())]
+    return test_error_figure(panels, s["scalings"], folder, "real_test_error",
+                             f"P-3L on digits 0-4 vs 5-9 (d = {D_IN}, {seeds_label(s)})")
+
+
+def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
+    """The test-error claims of Figure 3 (:func:`.compare.test_error_claims`) on the digits."""
+    return test_error_claims(t["real_test_error"], prefix=NAME, data="real_test_error.csv",
+                             source="abstract, Section 4.3 (tested on scikit-learn's digits)")
