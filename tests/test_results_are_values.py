@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,23 @@ def test_a_fitted_estimator_does_not_move_when_its_training_arrays_are_edited() 
                 yn *= -1.0
             out.append(est.predict(X_new))
         assert np.array_equal(out[0], out[1])
+
+
+def test_a_sweep_result_does_not_move_when_its_configurations_are_edited() -> None:
+    """A sweep's outcome keeps its own copy of the configuration and its own arrays (batched and one by one)."""
+    from wideflow.sweep import expand, train_batched
+    from wideflow.sweep.runner import run_guarded
+
+    spec = {"base": {"model": {"kind": "p3l", "d": D_IN, "m": 32, "D": 24}, "data": {"kind": "axis_xor", "n": 12},
+                     "train": {"steps": 40, "log_every": 20}, "record": {"features": True}}, "seeds": 2}
+    for run in (train_batched, lambda configs: [run_guarded(c) for c in configs]):
+        configs = expand(spec)
+        outcomes = run(configs)
+        kept = [(o.config["model"]["m"], {k: v.copy() for k, v in o.output.arrays.items()}) for o in outcomes]
+        for config in configs:
+            config["model"]["m"] = 999
+            config["train"]["steps"] = 1
+        for outcome, (m, arrays) in zip(outcomes, kept, strict=True):
+            assert outcome.config["model"]["m"] == m == 32 and outcome.config["train"]["steps"] == 40
+            for key, value in arrays.items():
+                assert np.array_equal(outcome.output.arrays[key], value), key
