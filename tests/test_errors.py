@@ -32,6 +32,7 @@ import wideflow as wf
 from wideflow import diagnostics, gradflow, ntk, sweep, theory
 from wideflow import errors as E
 from wideflow.cli import main as cli_main
+from wideflow.distributed import Shard
 from wideflow.kernels import max_stable_step_size
 from wideflow.sklearn import WideNetClassifier, WideNetKernel, WideNetRegressor
 
@@ -201,6 +202,19 @@ CASES: list[Case] = [
     C("save/load", "wf.WideNet(lambda X: X, 10, d=3).save('callable.pt')", E.InvalidArgument, ("callable", "cannot be saved")),
     C("save/load", "model.save('a_folder')", E.OutputError, ("'a_folder'", "folder")),
     C("save/load", "model.save('garbage.pt/model.wfm')", E.OutputError, ("'garbage.pt/model.wfm'", "could not write")),
+    # ---------------------------------------------------------------- D = ∞ and sharded runs
+    C("D = ∞", "wf.P3L(3, 16, D=math.inf).W", E.InvalidArgument, ("D = ∞", "W", "features")),
+    C("D = ∞", "setattr(wf.P3L(3, 16, D=math.inf), 'W', torch.zeros(16, 5))", E.InvalidArgument, ("D = ∞", "W")),
+    C("D = ∞", "wf.P3L(3, 16, D=math.inf).embed(X)", E.InvalidArgument, ("D = ∞", "Φ", "wf.gram")),
+    C("D = ∞", "wf.train(wf.P3L(3, 16, D=math.inf), X, y, method='weights')", E.KernelEngineUnavailable,
+      ("method='weights'", "D = ∞", "'kernel'")),
+    C("D = ∞", "wf.P3L(3, 16, D=-math.inf)", E.InvalidArgument, ("D=-inf", "integer", "math.inf")),
+    C("D = ∞", "wf.PartiallyTrained(3, 16, D=float('nan'))", E.InvalidArgument, ("D=nan", "math.inf")),
+    C("sharded runs", "wf.train(model, X, y, distributed=True)", E.InvalidArgument, ("distributed=True", "torchrun")),
+    C("sharded runs", "wf.train(model, X, y, method='weights', distributed=True)", E.InvalidArgument,
+      ("method='weights'", "sharded", "'kernel'")),
+    C("sharded runs", "Shard(0, 4, (0, 16)).check_no_other_layout('sharded.ckpt')", E.CheckpointError,
+      ("'sharded.ckpt'", "2 processes", "4", "--nproc_per_node 2")),
     # ---------------------------------------------------------------- building blocks
     C("building blocks", "wf.get_activation('leaky_relu', slope=2.0)", E.InvalidArgument, ("slope", "2.0", "(0, 1]")),
     C("building blocks", "wf.get_activation('sigmoid', slope=0.1)", E.InvalidArgument, ("sigmoid", "slope")),
@@ -352,10 +366,13 @@ def _workspace() -> Iterator[dict[str, Any]]:
             Path("a_folder.csv").mkdir()
             model.save("saved_model.pt")
             wf.train(model, X, y, steps=2, log_every=1, checkpoint="other_run.ckpt", progress=False)
+            Path("sharded.ckpt.rank0-of-2").write_bytes(b"")
+            Path("sharded.ckpt.rank1-of-2").write_bytes(b"")
             H = model.features(X).T
             ns = {"wf": wf, "torch": torch, "np": np, "sweep": sweep, "theory": theory, "gradflow": gradflow, "ntk": ntk,
                   "diagnostics": diagnostics, "WideNetRegressor": WideNetRegressor,
                   "WideNetClassifier": WideNetClassifier, "WideNetKernel": WideNetKernel, "y_pm": torch.sign(y),
+                  "math": math, "Shard": Shard,
                   "X": X, "y": y, "model": model, "X_nan": X_nan,
                   "X_inf": X_inf, "y_nan": y_nan, "y_inf": y_inf, "H": H, "c": model.c, "G": wf.gram(model, X)}
             yield ns
@@ -616,6 +633,8 @@ built-in exception, so `except ValueError` keeps working:
 | `CheckpointError` | `RuntimeError` | a model or checkpoint file that cannot be read or belongs to another run |
 | `OutputError` | `RuntimeError` | a result file that cannot be written |
 | `TrainingDiverged` | `RuntimeError` | the loss became non-finite or exploded; carries `step`, `last_finite_state`, `max_stable_step_size` (2N/λ_max(K_0)) and `history` |
+| `DistributedMismatch` (`wideflow.distributed`) | `RuntimeError` | the processes of a sharded run were given different models, data or settings (found by a fingerprint all-gather at the start, on every rank, naming what differs) |
+| `DistributedFailure` (`wideflow.distributed`) | `RuntimeError` | another process of a sharded run died or cannot be reached (the all-reduce failed) |
 
 The command line prints the same error on one line, `wideflow: error: CLASS: message`, and exits with status 2
 (as argparse does for malformed options; also for operating-system errors such as an unwritable `--out`);
@@ -653,6 +672,24 @@ parameters, scaling, ĉ, dtype, flags), the embedding's random weights and c, W,
 device=...)` rebuilds it, without re-drawing anything, with bit-identical predictions in any process. Both
 files are read with `torch.load(weights_only=True)`.
 
+## Sharded runs and D = ∞
+
+A sharded run (`wf.train(..., distributed=True)` under torchrun) compares a fingerprint of the model, the data
+and the settings across processes before the first step and raises `DistributedMismatch` on every rank when they
+differ. A process that dies (killed, out of memory) makes the all-reduce of the outputs fail on the others: they
+stop with `DistributedFailure` at once when its connections close, and within the collective timeout
+(`wideflow.distributed.TIMEOUT`, 60 s) otherwise. The loss is the same number on every rank, so a divergence
+raises `TrainingDiverged` on all ranks at the same step. Checkpoints are one file per rank
+(`PATH.rank{{r}}-of-{{P}}`, the previous one kept as `.prev`); `resume=PATH` continues from the latest step that every
+rank has, with the same number of processes (checkpoints of another number are refused with a `CheckpointError`:
+each holds one block of neurons). `tests/test_distributed.py` kills a rank mid-run, resumes bit for bit, diverges
+and mismatches on purpose.
+
+A D = ∞ model reveals its Gaussian features lazily and conditions new inputs on the revealed ones through
+eigenvalue decompositions in float64, with eigenvalues below 1e-12 times the largest taken as 0 (no jitter):
+repeated, near-duplicate (1e-12 apart) and zero-norm inputs and a numerically singular Ḡ give finite values and a
+PSD covariance, and an input met again gets exactly its values (`tests/test_infinite.py`).
+
 ## The bad inputs tried
 
 Generated by `python tests/test_errors.py` from the list `CASES` that `tests/test_errors.py` runs, so this table
@@ -663,8 +700,9 @@ and the tests cannot drift. The names in the code are: `X, y = wf.data.random_la
 file), `saved_model.pt` (a saved model), `other_run.ckpt` (a checkpoint of another run), `garbage.npz`,
 `words.csv` (a text cell), `holes.csv` (an empty cell), `bad.toml` (not TOML), `grid_m0.toml` (a grid spec
 with m = 0), `grid_cuda.toml` (a grid spec whose runs ask for `cuda:99`), `preset_m0.toml` and
-`preset_typo.toml` (reproduce presets with m = 0 and a misspelt key) and the folders `a_folder` and
-`a_folder.csv` exist. `wideflow train` runs with `{cli}` in front of its own options.
+`preset_typo.toml` (reproduce presets with m = 0 and a misspelt key), `sharded.ckpt.rank0-of-2` and
+`sharded.ckpt.rank1-of-2` (the checkpoint files of a 2-process run) and the folders `a_folder` and
+`a_folder.csv` exist; `Shard` is `wideflow.distributed.Shard`. `wideflow train` runs with `{cli}` in front of its own options.
 Messages marked † depend on the machine (they were rendered on one without CUDA). "clear: no" rows are
 known gaps of other modules; the test checks that they are still open, so this table is updated when they close.
 The scikit-learn estimator follows scikit-learn's convention (a `ValueError` from its input checks).

@@ -21,9 +21,11 @@ Checkpoints are one file per rank, ``PATH.rank{r}-of-{P}``, and resume with the 
 from __future__ import annotations
 
 import atexit
+import glob
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -32,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from .engines import KernelEngine, Problem
-from .errors import InvalidArgument, WideflowError
+from .errors import CheckpointError, InvalidArgument, WideflowError
 from .model import WideNet
 from .neurons import CHUNK, drawn_neurons
 
@@ -62,6 +64,20 @@ class Shard:
     def checkpoint_path(self, path: str | os.PathLike) -> str:
         """This rank's checkpoint file for the checkpoint ``path`` of the run."""
         return f"{os.fspath(path)}.rank{self.rank}-of-{self.world}"
+
+    def check_no_other_layout(self, path: str | os.PathLike) -> None:
+        """Raise :class:`~wideflow.errors.CheckpointError` when ``path`` has checkpoints written only by another
+        number of processes: their blocks of neurons are not this run's, and starting afresh would pass over them
+        silently."""
+        pattern = glob.escape(os.fspath(path)) + ".rank*-of-*"
+        worlds = sorted({int(m.group(1)) for name in glob.glob(pattern)
+                         if (m := re.search(r"\.rank\d+-of-(\d+)(\.prev)?$", name))})
+        if worlds and self.world not in worlds:
+            raise CheckpointError(
+                f"resume={os.fspath(path)!r} holds checkpoints of a run of {worlds[0]} processes, but this run has "
+                f"{self.world}: resume with the same number of processes (torchrun --nproc_per_node {worlds[0]}); "
+                "a checkpoint holds one block of neurons per process and cannot be re-split."
+            )
 
 
 def _process_group(device: torch.device) -> tuple[int, int]:

@@ -9,6 +9,7 @@ and mean-field. c_i = ±ĉ i.i.d. (Assumption 1) and W_ij ~ N(0, 1) i.i.d. (Assu
 from __future__ import annotations
 
 import copy
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,11 @@ from .torch_modules import module_of
 __all__ = ["WideNet", "Shallow", "P3L", "PartiallyTrained", "load", "check_model"]
 
 _SAVE_FORMAT = 1
+
+
+#: neurons of W_0 drawn at a time when the features are formed from the seed (a multiple of CHUNK): with
+#: ``block`` columns, the draw never holds more than W0_SLAB × block numbers, whatever m and D are
+W0_SLAB = 1024
 
 
 class InitialWeights:
@@ -171,18 +177,23 @@ class WideNet:
     def W(self) -> torch.Tensor:
         """The trained weights W ∈ R^{m×D}, as the paper writes them (materialized on first access)."""
         if self.process is not None:
-            raise InvalidArgument(
-                f"{type(self).__name__} with D = ∞ has no weight matrix W (it would have infinitely many columns); "
-                "the model is its features h(x) (model.features(X)) and its Gram matrix Ḡ (wf.gram(model, X))."
-            )
+            raise self._no_W()
         if self._W is None:
             assert self._W_thunk is not None
             self._W = self._W_thunk()
             self._W_thunk = None
         return self._W
 
+    def _no_W(self) -> InvalidArgument:
+        return InvalidArgument(
+            f"{type(self).__name__} with D = ∞ has no weight matrix W (it would have infinitely many columns); "
+            "the model is its features h(x) (model.features(X)) and its Gram matrix Ḡ (wf.gram(model, X))."
+        )
+
     @W.setter
     def W(self, value: torch.Tensor) -> None:
+        if self.process is not None:
+            raise self._no_W()
         value = as_tensor("W", value, ndim=2, dtype=self.dtype, device=self.device, rows=self.m, cols=self.D,
                           rows_name="m", rows_what="the width", cols_name="D", cols_what="the embedding dimension")
         self._W, self._W_thunk = value, None
@@ -231,7 +242,7 @@ class WideNet:
         """h(X) of a block of neurons, shape (rows, n), for inputs X already checked (:meth:`input`), without b:
         neurons lo..hi of the drawn ones (all of them by default), and under the NTK symmetrization rows lo..hi of
         both halves. Φ is formed ``block`` columns at a time (memory independent of D) and W_0, if W was never
-        read, only for those rows. At D = ∞ the inputs are revealed (kept in the model when ``keep``)."""
+        read, only for those rows, :data:`W0_SLAB` of them at a time. At D = ∞ the inputs are revealed (kept in the model when ``keep``)."""
         count = drawn_neurons(self.m, self.scaling.symmetrize)
         hi = count if hi is None else hi
         if self.process is not None:
@@ -246,12 +257,16 @@ class WideNet:
         H = torch.zeros(rows, X.shape[0], dtype=self.dtype, device=self.device)
         col = 0
         for P in self.embedding.column_blocks(X, block):
-            W_cols = recipe.rows(lo, hi, col, col + P.shape[1]) if recipe is not None else W[:, col : col + P.shape[1]]
-            if paired:
-                H.add_(halfwise_matmul(W_cols, P.T, True, dim=0))
+            end = col + P.shape[1]
+            if recipe is not None:  # W_0 drawn W0_SLAB neurons by ``block`` columns at a time
+                for r in range(lo, hi, W0_SLAB):
+                    r_end = min(hi, r + W0_SLAB)
+                    H[r - lo : r_end - lo].addmm_(recipe.rows(r, r_end, col, end), P.T)
+            elif paired:
+                H.add_(halfwise_matmul(W[:, col:end], P.T, True, dim=0))
             else:
-                H.addmm_(W_cols, P.T)
-            col += P.shape[1]
+                H.addmm_(W[:, col:end], P.T)
+            col = end
         H.mul_(self.s_h)
         return torch.cat([H, H]) if recipe is not None and self.scaling.symmetrize else H
 
@@ -428,7 +443,7 @@ class P3L(WideNet):
 
     def __init__(self, d: int, m: int, D: int | None = None, **kwargs: Any) -> None:
         m = check_positive_int("m", m)
-        D = m if D is None else D
+        D = m if D is None else _check_D(D)
         act = kwargs.get("activation", "relu")
         seed = check_seed("seed", kwargs.get("seed", 0))
         emb = InfiniteRandomFeatures(d, act, 1) if is_infinite(D) else RandomFeatures(d, D, activation=act, seed=seed)
@@ -445,7 +460,7 @@ class PartiallyTrained(WideNet):
     def __init__(self, d: int, m: int, D: int | None = None, depth: int = 3, **kwargs: Any) -> None:
         depth = check_positive_int("depth", depth, minimum=3)
         m = check_positive_int("m", m)
-        D = m if D is None else D
+        D = m if D is None else _check_D(D)
         act = kwargs.get("activation", "relu")
         seed = check_seed("seed", kwargs.get("seed", 0))
         emb = (InfiniteRandomFeatures(d, act, depth - 2) if is_infinite(D)
@@ -456,6 +471,15 @@ class PartiallyTrained(WideNet):
     def depth(self) -> int:
         """L, the depth of the network (random layers + trained layer + output layer)."""
         return self.embedding.layers + 2
+
+
+def _check_D(D: Any) -> Any:
+    """D of a random embedding: an integer (checked by the embedding) or ``math.inf``; other non-finite floats are
+    refused here, where the error can say that ∞ is allowed."""
+    if isinstance(D, float) and not math.isfinite(D) and not is_infinite(D):
+        raise InvalidArgument(f"D={D} is not a width: D must be an integer >= 1, or math.inf for the infinite "
+                              "random embedding (docs/theory.md §4).")
+    return D
 
 
 _CLASSES.update({c.__name__: c for c in (WideNet, Shallow, P3L, PartiallyTrained)})

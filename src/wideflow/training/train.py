@@ -88,6 +88,7 @@ def train(
     distributed: train one model sharded over the processes of a torchrun launch (:mod:`wideflow.distributed`):
         each process holds a block of the neurons, the history is the same on every rank, checkpoints are one
         file per rank, and ``result.model`` is ``None`` (``result.final_state`` holds this rank's block).
+        ``method="auto"`` is then the kernel engine, the one that shards.
     resume: continue from the checkpoint at this path, written by a run with the same model, data and
         settings; the result (history and final W) is bit-identical to an uninterrupted run. A path
         that does not exist yet starts from step 0, so the same call can simply be repeated after an
@@ -108,10 +109,13 @@ def train(
     callbacks = check_callbacks(callbacks)
     Xt, yt, Xs, ys = check_data(model, X, y, X_test, y_test)
     n, n_test = Xt.shape[0], 0 if Xs is None else Xs.shape[0]
+    distributed = check_bool("distributed", distributed)
+    if distributed and method == "auto":  # only the kernel-space engine shards
+        method = "kernel"
     resolved = choose_method(method, m=model.m, n=n, D=model.D, n_test=n_test, steps=steps, log_every=log_every,
                              trains_neurons=model.train_c or model.bias)
     checkpoint_every = check_checkpointing(checkpoint, checkpoint_every, resume, steps, log_every)
-    shard = shard_of(model, resolved) if check_bool("distributed", distributed) else None
+    shard = shard_of(model, resolved) if distributed else None
     problem = build(model, Xt, yt, Xs, ys, reduction=reduction, step_size=step_size, space=resolved, loss=loss_fn,
                     neurons=None if shard is None else shard.neurons)
     engine = make_engine(problem) if shard is None else ShardedKernelEngine(problem)
@@ -126,7 +130,9 @@ def train(
         settings["processes"] = shard.world
         check_same_everywhere(settings, problem)
         checkpoint = None if checkpoint is None else shard.checkpoint_path(checkpoint)
-        resume = None if resume is None else shard.checkpoint_path(resume)
+        if resume is not None:
+            shard.check_no_other_layout(resume)
+            resume = shard.checkpoint_path(resume)
     start, rows = 0, None
     if resume is not None:
         available = checkpoint_steps(resume)
