@@ -1,6 +1,6 @@
 """How far training moves the kernel: kernel regression with a network's kernel before and after training.
 
-    python examples/kernel_before_after.py          # Exp 3's data, n = 128, m = D = 512, 2000 GD steps (~1 min)
+    python examples/kernel_before_after.py          # Exp 3's data, n = 128, m = D = 512, 2000 GD steps (~10 s)
     python examples/kernel_before_after.py --tiny   # a few seconds (also: WIDEFLOW_TINY=1)
 
 On the data of Experiment 3 (Appendix I.3, d = 20), the P-3L net of eqs. (4)-(5) is trained by GD (9) under
