@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Runs are kept in DIR/store: rerunning computes only what is missing.",
     )
     p.add_argument("experiment", choices=[*EXPERIMENTS, "all"],
-                   help=f"which experiment (all: {', '.join(ALL)}; precision runs only when named)")
+                   help=f"which experiment (all: {', '.join(ALL)}; precision and limits run only when named)")
     p.add_argument("--preset", choices=PRESETS, default="quick",
                    help="built-in settings: quick (minutes on a laptop), paper (the paper's), tiny (smoke test)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
