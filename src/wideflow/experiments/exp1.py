@@ -31,7 +31,7 @@ from .common import (
     single_axes,
     train_section,
 )
-from .stats import all_of, describe, paired_test
+from .stats import all_of, describe, describe_each, paired_test
 
 NAME = "exp1"
 TITLE = "Experiment 1 (Figure 1): random labels, shallow net, nearly linear rate at small n"
@@ -102,7 +102,7 @@ def claims(t: dict[str, pd.DataFrame], s: dict[str, Any]) -> list[Claim]:
                   f"log(late/early rate / {LINEAR_CONSTANCY}) > 0 (the fit of log L_t over t ∈ [0.1T, T]; a power law "
                   "gives late/early 0.38)" + (f"; n = {missing} not in the grid" if missing else ""),
         headline="; ".join(digest(n) for n in s["linear_n"] if n in per_n) + " | "
-                 + "; ".join(f"{k}: {describe(v)}" for k, v in linear.items()),
+                 + describe_each(linear),
         verdict=all_of(linear) if not missing else "inconclusive",
         test=linear, data="fig1_rates.csv", measured={"per_n": per_n, "d": s["d"]},
     )]

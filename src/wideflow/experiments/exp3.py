@@ -34,7 +34,7 @@ from .common import (
     train_section,
 )
 from .compare import COLORS, LABELS, test_error_claims, test_error_figure
-from .stats import all_of, describe, paired_test
+from .stats import all_of, describe, describe_each, paired_test
 
 NAME = "exp3"
 TITLE = "Experiment 3 (Figures 3 and 4): P-3L net under ours, NTK and MF scalings"
@@ -209,7 +209,7 @@ def _mf_spread(stats: pd.DataFrame, s: dict[str, Any]) -> Claim:
                   f"< 0 and log(rms h_i(T) / rms h_i(0) under MF) − log {MF_SPREAD:g} > 0",
         headline="; ".join(f"m={m}: rms h0 {v['rms_h0_mf']:.3g} (ours {v['rms_h0_ours']:.3g}) → rms hT "
                            f"{v.get('rms_hT_mf', float('nan')):.3g}" for m, v in per_m.items())
-                 + " | " + "; ".join(f"{k}: {describe(v)}" for k, v in tests.items()),
+                 + " | " + describe_each(tests),
         verdict=all_of(tests), test=tests, data="feature_stats.csv",
         measured={"per_m": per_m},
     )
@@ -231,7 +231,7 @@ def _ours_linear(stats: pd.DataFrame, s: dict[str, Any]) -> Claim:
         criterion=f"over (seed, m) at n = {s['fig4_n']}: log(R²/{LINEAR_R2}) > 0 and log(late/early rate / "
                   f"{LINEAR_CONSTANCY}) > 0 (fit of log L_t over t ∈ [0.1T, T]; a power law gives late/early 0.38)",
         headline="; ".join(f"m={m}: r={v['rate']:.2e}, R²={v['r2']:.3f}, late/early={v['constancy']:.2f}"
-                           for m, v in per_m.items()) + " | " + "; ".join(f"{k}: {describe(v)}" for k, v in tests.items()),
+                           for m, v in per_m.items()) + " | " + describe_each(tests),
         verdict=all_of(tests), test=tests, data="feature_stats.csv",
         measured={"per_m": per_m},
     )

@@ -40,6 +40,7 @@ __all__ = [
     "VERDICTS",
     "all_of",
     "describe",
+    "describe_each",
     "judged_cells",
     "paired_test",
 ]
@@ -113,6 +114,11 @@ def describe(test: dict[str, Any]) -> str:
         lo, hi = test["interval"]
         est = f"mean {test['mean']:.3g} [{lo:.3g}, {hi:.3g}]"
     return f"{est}, p = {test['p_value']:.2g}, {test['n_pairs']} {test['units']} ({test['n_seeds']} seeds)"
+
+
+def describe_each(tests: dict[str, dict[str, Any]]) -> str:
+    """:func:`describe` of each named test of a claim of several conditions, on one line."""
+    return "; ".join(f"{name}: {describe(test)}" for name, test in tests.items())
 
 
 def judged_cells(table: pd.DataFrame, cell: Sequence[str], model: str) -> pd.DataFrame:
