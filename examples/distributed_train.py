@@ -42,11 +42,14 @@ def main(argv: list[str] | None = None) -> None:
                    help="CSV of the history (written by rank 0)")
     args = p.parse_args(argv)
     D = math.inf if args.D == "inf" else int(args.D)
+    sharded = "RANK" in os.environ and not args.single
+    device = args.device
+    if sharded and device == "cuda":  # one GPU per process (NCCL): torchrun numbers them LOCAL_RANK
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
     X, y = wf.data.axis_xor(args.n, args.d, seed=0)
     Xs, ys = wf.data.axis_xor(args.n_test, args.d, seed=1)
     model = wf.P3L(args.d, args.m, D=D, scaling=args.scaling, activation=args.activation,
-                   dtype=getattr(torch, args.dtype), device=args.device)
-    sharded = "RANK" in os.environ and not args.single
+                   dtype=getattr(torch, args.dtype), device=device)
     result = wf.train(model, X, y, steps=args.steps, X_test=Xs, y_test=ys, log_every=args.log_every,
                       method="kernel", progress=False, distributed=sharded,
                       checkpoint=args.checkpoint, resume=args.checkpoint)

@@ -14,7 +14,8 @@ exactly the neurons of one process.
 
 Launch: ``torchrun --nproc_per_node P script.py`` where the script calls
 ``wf.train(model, X, y, ..., distributed=True)`` (``examples/distributed_train.py``); the process group is
-started from torchrun's environment if the script has not started it (gloo on the CPU, NCCL on CUDA).
+started from torchrun's environment if the script has not started it (gloo on the CPU, NCCL on CUDA). On GPUs
+each process builds its model on its own GPU, ``device=f"cuda:{os.environ['LOCAL_RANK']}"``.
 Checkpoints are one file per rank, ``PATH.rank{r}-of-{P}``, and resume with the same number of processes.
 """
 
@@ -90,6 +91,9 @@ def _process_group(device: torch.device) -> tuple[int, int]:
                 "(torchrun --nproc_per_node P script.py) or call torch.distributed.init_process_group first.")
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=TIMEOUT)
+    if device.type == "cuda" and device.index is not None:
+        # NCCL's object collectives (the fingerprint check) run on the current device: make it the model's
+        torch.cuda.set_device(device)
         # the group started here is ended here: a process that exits with a live gloo group aborts (SIGABRT)
         atexit.register(_end_process_group)
     return dist.get_rank(), dist.get_world_size()
