@@ -170,3 +170,16 @@ def test_a_sweep_result_does_not_move_when_its_configurations_are_edited() -> No
             assert outcome.config["model"]["m"] == m == 32 and outcome.config["train"]["steps"] == 40
             for key, value in arrays.items():
                 assert np.array_equal(outcome.output.arrays[key], value), key
+
+
+def test_a_kernel_of_a_cloned_model_does_not_move_when_the_model_is_edited() -> None:
+    """WideNetKernel holds its model as given (scikit-learn's convention); model.clone() freezes it."""
+    from wideflow.sklearn import WideNetKernel
+
+    X, _ = wf.data.axis_xor(16, D_IN, seed=0)
+    model = wf.P3L(D_IN, 32, D=24, seed=1)
+    frozen, live = WideNetKernel(model.clone()), WideNetKernel(model)
+    before = frozen(X.numpy())
+    _vandalize(model, X)
+    X, _ = wf.data.axis_xor(16, D_IN, seed=0)
+    assert np.array_equal(frozen(X.numpy()), before) and not np.array_equal(live(X.numpy()), before)

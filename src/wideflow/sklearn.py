@@ -333,6 +333,9 @@ class WideNetKernel(Kernel):
     A ``sklearn.gaussian_process.kernels.Kernel`` without hyperparameters (the model is fixed), so it serves
     ``GaussianProcessRegressor`` (optionally ``+ WhiteKernel()``), and as ``kernel=`` of ``SVR``, ``SVC`` and
     ``KernelRidge``, which call it on two arrays. Matrices are float64 NumPy arrays.
+
+    The model is held as given, as scikit-learn holds parameters (and, at D = ∞, so that the kernel and the model
+    stay one random function): editing the model in place changes the kernel; pass ``model.clone()`` to freeze it.
     """
 
     def __init__(self, model: WideNet, kind: str = "tangent") -> None:
