@@ -22,6 +22,7 @@ Checkpoints are one file per rank, ``PATH.rank{r}-of-{P}``, and resume with the 
 from __future__ import annotations
 
 import atexit
+import gc
 import glob
 import hashlib
 import json
@@ -100,8 +101,14 @@ def _process_group(device: torch.device) -> tuple[int, int]:
 
 
 def _end_process_group() -> None:
+    """End the group while the interpreter is fully alive: gloo's worker threads may hold work objects whose
+    tensors, freed during finalization, abort the process (SIGABRT)."""
     if dist.is_initialized():
-        dist.destroy_process_group()
+        gc.collect()  # drop finished work objects (and the tensors they hold) while their threads can join
+        try:
+            dist.destroy_process_group()
+        except (RuntimeError, ValueError):  # another process already gone: nothing left to end cleanly
+            pass
 
 
 def shard_of(model: WideNet, method: str) -> Shard:
