@@ -683,9 +683,8 @@ raises `TrainingDiverged` on all ranks at the same step. Checkpoints are one fil
 (`PATH.rank{{r}}-of-{{P}}`, the previous one kept as `.prev`); `resume=PATH` continues from the latest step that every
 rank has, with the same number of processes (checkpoints of another number are refused with a `CheckpointError`:
 each holds one block of neurons). `tests/test_distributed.py` kills a rank mid-run, resumes bit for bit, diverges
-and mismatches on purpose. wideflow ends the process group it started when the process exits; a process that
-stops on an error may still, rarely, print gloo's "terminate called without an active exception" and abort while
-the interpreter shuts down, after its error has been reported (a known teardown race of torch's gloo backend).
+and mismatches on purpose. wideflow ends the process group it started when the process exits (a process that
+exits with a live gloo group aborts with "terminate called without an active exception").
 
 A D = ∞ model reveals its Gaussian features lazily and conditions new inputs on the revealed ones through
 eigenvalue decompositions in float64, with eigenvalues below 1e-12 times the largest taken as 0 (no jitter):

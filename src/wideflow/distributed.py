@@ -22,7 +22,6 @@ Checkpoints are one file per rank, ``PATH.rank{r}-of-{P}``, and resume with the 
 from __future__ import annotations
 
 import atexit
-import gc
 import glob
 import hashlib
 import json
@@ -92,11 +91,11 @@ def _process_group(device: torch.device) -> tuple[int, int]:
                 "(torchrun --nproc_per_node P script.py) or call torch.distributed.init_process_group first.")
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=TIMEOUT)
+        # the group started here is ended here: a process that exits with a live gloo group aborts (SIGABRT)
+        atexit.register(_end_process_group)
     if device.type == "cuda" and device.index is not None:
         # NCCL's object collectives (the fingerprint check) run on the current device: make it the model's
         torch.cuda.set_device(device)
-        # the group started here is ended here: a process that exits with a live gloo group aborts (SIGABRT)
-        atexit.register(_end_process_group)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -104,7 +103,6 @@ def _end_process_group() -> None:
     """End the group while the interpreter is fully alive: gloo's worker threads may hold work objects whose
     tensors, freed during finalization, abort the process (SIGABRT)."""
     if dist.is_initialized():
-        gc.collect()  # drop finished work objects (and the tensors they hold) while their threads can join
         try:
             dist.destroy_process_group()
         except (RuntimeError, ValueError):  # another process already gone: nothing left to end cleanly
