@@ -125,3 +125,19 @@ def test_processes_given_different_models_are_refused(tmp_path: Path) -> None:
     for rank in range(2):
         report = (tmp_path / f"rank{rank}.error").read_text()
         assert report.startswith("DistributedMismatch") and "model" in report
+
+
+@pytest.mark.integration
+def test_the_process_group_wideflow_starts_is_ended_at_exit() -> None:
+    """A process that exits with a live gloo group can abort in gloo's teardown ("terminate called without an
+    active exception"); wideflow ends the group it started from an exit handler."""
+    code = ("import atexit, torch.distributed as dist, wideflow as wf\n"
+            "X, y = wf.data.axis_xor(8, 6, seed=0)\n"
+            "wf.train(wf.P3L(6, 32, D=24), X, y, steps=2, distributed=True, progress=False)\n"
+            "assert dist.is_initialized()\n"
+            "atexit._run_exitfuncs()\n"
+            "print('ended' if not dist.is_initialized() else 'still initialized')\n")
+    env = {**os.environ, "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port()), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ended", done.stderr[-2000:]
