@@ -242,7 +242,8 @@ class WideNet:
         """h(X) of a block of neurons, shape (rows, n), for inputs X already checked (:meth:`input`), without b:
         neurons lo..hi of the drawn ones (all of them by default), and under the NTK symmetrization rows lo..hi of
         both halves. Φ is formed ``block`` columns at a time (memory independent of D) and W_0, if W was never
-        read, only for those rows, :data:`W0_SLAB` of them at a time. At D = ∞ the inputs are revealed (kept in the model when ``keep``)."""
+        read, only for those rows, :data:`W0_SLAB` of them at a time. At D = ∞ the inputs are revealed (kept in
+        the model when ``keep``)."""
         count = drawn_neurons(self.m, self.scaling.symmetrize)
         hi = count if hi is None else hi
         if self.process is not None:
@@ -251,7 +252,7 @@ class WideNet:
             return torch.cat([H, H]) if self.scaling.symmetrize else H
         recipe = self.initial_weights
         if recipe is None:
-            W = self.W[lo:hi] if not self.scaling.symmetrize else torch.cat([self.W[lo:hi], self.W[count + lo:count + hi]])
+            W = self.neuron_block(self.W, lo, hi)
         paired = self.paired and recipe is None
         rows = hi - lo if recipe is not None else W.shape[0]  # a symmetrized recipe's second half copies the first
         H = torch.zeros(rows, X.shape[0], dtype=self.dtype, device=self.device)
@@ -269,6 +270,14 @@ class WideNet:
             col = end
         H.mul_(self.s_h)
         return torch.cat([H, H]) if recipe is not None and self.scaling.symmetrize else H
+
+    def neuron_block(self, values: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """The rows of a per-neuron tensor (first dimension m) that belong to neurons lo..hi of the drawn ones:
+        rows lo..hi, and under the NTK symmetrization rows lo..hi of both halves."""
+        if not self.scaling.symmetrize:
+            return values[lo:hi]
+        half = self.m // 2
+        return torch.cat([values[lo:hi], values[half + lo : half + hi]])
 
     def _infinite_features(self, X: torch.Tensor) -> torch.Tensor:
         H = self.features_block(X).T

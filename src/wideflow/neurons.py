@@ -4,10 +4,11 @@ in the whole model (docs/theory.md §1).
 Neurons are drawn in chunks of :data:`CHUNK`; chunk k has its own generator, seeded from (seed, stream, k)
 by the SplitMix64 mixer, so the parameters of neurons lo..hi are computed without drawing the others. This is
 what lets one model be split over processes (each draws its own block) and a D = ∞ model draw only the
-features it needs. In chunk k, the signs of c (Assumption 1) are drawn first; the rows of W ~ N(0, 1)
-(Assumption 3) are drawn in blocks of :data:`COLUMNS` columns, block b from its own generator (event b + 1 of
-chunk k), so any block of columns is drawn alone too and forming h = W Φᵀ/√D needs no D-sized memory. Under the NTK symmetrization (Table 1) only the first m/2 neurons are drawn; neuron
-i + m/2 copies neuron i with c negated, so a block of pairs holds rows lo..hi of both halves.
+features it needs. In chunk k, the signs of c (Assumption 1) are drawn from event 0 of its generator; the rows
+of W ~ N(0, 1) (Assumption 3) in blocks of :data:`COLUMNS` columns, block b from event b + 1, so any block of
+columns is drawn alone too and forming h = W Φᵀ/√D needs no D-sized memory. Under the NTK symmetrization
+(Table 1) only the first m/2 neurons are drawn; neuron i + m/2 copies neuron i with c negated, so a block of
+pairs holds rows lo..hi of both halves.
 """
 
 from __future__ import annotations
@@ -60,15 +61,20 @@ def _check_block(lo: int, hi: int, n: int) -> None:
         )
 
 
+def _chunks(seed: int, stream: int, count: int, lo: int, hi: int, *,
+            event: int = 0) -> Iterator[tuple[int, int, torch.Generator]]:
+    """(offset in the block, size, generator) of each chunk of the block lo..hi of ``count`` drawn neurons."""
+    _check_block(lo, hi, count)
+    first = lo // CHUNK
+    for k, gen in enumerate(chunk_generators(seed, stream, first, -(-hi // CHUNK), event=event), start=first):
+        yield k * CHUNK - lo, min(CHUNK, count - k * CHUNK), gen
+
+
 def draw_signs(seed: int, count: int, lo: int = 0, hi: int | None = None) -> torch.Tensor:
     """Signs ±1 (float64) of neurons lo..hi of ``count`` drawn neurons, Assumption 1."""
     hi = count if hi is None else hi
-    _check_block(lo, hi, count)
-    parts = []
-    for k, gen in enumerate(chunk_generators(seed, STREAM_PARAMETERS, lo // CHUNK, -(-hi // CHUNK)),
-                            start=lo // CHUNK):
-        size = min(CHUNK, count - k * CHUNK)
-        parts.append(torch.randint(0, 2, (size,), generator=gen).to(torch.float64) * 2 - 1)
+    parts = [torch.randint(0, 2, (size,), generator=gen).to(torch.float64) * 2 - 1
+             for _, size, gen in _chunks(seed, STREAM_PARAMETERS, count, lo, hi)]
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
 
@@ -79,17 +85,13 @@ def draw_weights(seed: int, count: int, D: int, lo: int = 0, hi: int | None = No
     nothing it does not return."""
     hi = count if hi is None else hi
     col_hi = D if col_hi is None else col_hi
-    _check_block(lo, hi, count)
     if not 0 <= col_lo <= col_hi <= D:
         raise InvalidArgument(f"the column range [{col_lo}, {col_hi}) must lie in [0, {D}].")
     W = torch.empty(hi - lo, col_hi - col_lo, dtype=torch.float64)
-    first, last = lo // CHUNK, -(-hi // CHUNK)
     for b in range(col_lo // COLUMNS, -(-col_hi // COLUMNS)):
         b_lo, b_hi = b * COLUMNS, min(D, (b + 1) * COLUMNS)
         a, z = max(b_lo, col_lo), min(b_hi, col_hi)
-        for k, gen in enumerate(chunk_generators(seed, STREAM_PARAMETERS, first, last, event=b + 1), start=first):
-            size = min(CHUNK, count - k * CHUNK)
-            start = k * CHUNK - lo
+        for start, size, gen in _chunks(seed, STREAM_PARAMETERS, count, lo, hi, event=b + 1):
             block = torch.randn(size, b_hi - b_lo, generator=gen, dtype=torch.float64)
             W[start : start + size, a - col_lo : z - col_lo] = block[:, a - b_lo : z - b_lo]
     return W
@@ -99,12 +101,8 @@ def draw_normal(seed: int, event: int, count: int, k: int, lo: int = 0, hi: int 
     """Rows lo..hi of a (count, k) matrix of independent N(0, 1) numbers (float64, CPU), the ``event``-th draw
     of the feature stream: the noise of the Gaussian features of D = ∞ models."""
     hi = count if hi is None else hi
-    _check_block(lo, hi, count)
     Z = torch.empty(hi - lo, k, dtype=torch.float64)
-    for j, gen in enumerate(chunk_generators(seed, STREAM_FEATURES, lo // CHUNK, -(-hi // CHUNK), event=event),
-                            start=lo // CHUNK):
-        size = min(CHUNK, count - j * CHUNK)
-        start = j * CHUNK - lo
+    for start, size, gen in _chunks(seed, STREAM_FEATURES, count, lo, hi, event=event):
         torch.randn(size, k, generator=gen, dtype=torch.float64, out=Z[start : start + size])
     return Z
 

@@ -27,7 +27,7 @@ from ..losses import Loss, SquaredLoss, get_loss
 from ..model import WideNet, check_model
 from ..neurons import COLUMNS
 
-__all__ = ["Problem", "prepare", "build", "check_data", "REDUCTIONS", "BLOCK", "initial_features", "block_of"]
+__all__ = ["Problem", "prepare", "build", "check_data", "REDUCTIONS", "BLOCK", "initial_features"]
 
 REDUCTIONS = ("mean", "sum")
 #: Columns of Φ (and of a drawn W_0) formed at a time for Gram matrices and initial features: memory
@@ -176,7 +176,7 @@ def build(model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor
           *, reduction: str = "mean", step_size: float = 1.0, space: str = "kernel",
           loss: str | Loss = "squared", neurons: tuple[int, int] | None = None) -> Problem:
     """:func:`prepare` for data that :func:`check_data` has already checked and converted; ``neurons`` restricts
-    it to a block (lo, hi) of the drawn neurons (:func:`block_of`)."""
+    it to a block (lo, hi) of the drawn neurons (:meth:`wideflow.model.WideNet.neuron_block`)."""
     reduction = check_choice("reduction", reduction, REDUCTIONS)
     step_size = check_positive_float("step_size", step_size)
     space = check_choice("space", space, ("kernel", "weights"))
@@ -191,7 +191,7 @@ def build(model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor
                       step_sizes=[step_size], coef_H=[coef_H], space=space, loss=loss)
     if neurons is not None:
         problem.neurons = neurons
-        problem.c_block = block_of(model, model.c, neurons)[None]
+        problem.c_block = model.neuron_block(model.c, *neurons)[None]
     if space == "kernel":
         # the training and test inputs at once: at D = ∞ their features are one joint Gaussian draw
         both = X if X_test is None else torch.cat([X, X_test])
@@ -206,12 +206,3 @@ def build(model: WideNet, X: torch.Tensor, y: torch.Tensor, X_test: torch.Tensor
             "method='weights' needs W, which has infinitely many columns at D = ∞; use method='kernel' or 'auto'.")
     return problem
 
-
-def block_of(model: WideNet, values: torch.Tensor, neurons: tuple[int, int]) -> torch.Tensor:
-    """The entries of a per-neuron vector (length m) that belong to the block ``neurons`` = (lo, hi) of the drawn
-    neurons: lo..hi, and under the NTK symmetrization lo..hi of both halves."""
-    lo, hi = neurons
-    if not model.scaling.symmetrize:
-        return values[lo:hi]
-    half = model.m // 2
-    return torch.cat([values[lo:hi], values[half + lo : half + hi]])
