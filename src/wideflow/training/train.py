@@ -134,13 +134,13 @@ def train(
             shard.check_no_other_layout(resume)
             resume = shard.checkpoint_path(resume)
     start, rows = 0, None
-    if resume is not None:
+    if resume is not None and shard is not None:  # the latest step every process has (0: start afresh)
         available = checkpoint_steps(resume)
-        if shard is not None:  # the latest step every process has (0: start afresh)
-            step = agree_on_step([0, *available])
-            available = {step: available[step]} if step else {}
-        if available:
-            start, rows = load_checkpoint(available[max(available)], engine, settings)
+        step = agree_on_step([0, *available])
+        if step:
+            start, rows = load_checkpoint(available[step], engine, settings)
+    elif resume is not None and os.path.exists(resume):  # one process: its latest checkpoint, read once
+        start, rows = load_checkpoint(resume, engine, settings)
     t0 = time.perf_counter()
     driver = Driver(engine, steps=steps, log_every=log_every, callbacks=callbacks,
                     divergence_factor=divergence_factor, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
