@@ -98,9 +98,8 @@ class GradientFlow:
         return self.engine.velocity(self.H0, Z)
 
     def advance(self, t0: float, t1: float) -> None:
-        from torchdiffeq import (
-            odeint,  # imported here: it loads SciPy's integrators, slow to import
-        )
+        # imported here: torchdiffeq loads SciPy's integrators, slow to import
+        from torchdiffeq import odeint
 
         span = torch.tensor([t0, t1], dtype=self.Z.dtype, device=self.Z.device)
         self.Z = odeint(self.velocity, self.Z, span, rtol=self.rtol, atol=self.atol, method=self.solver)[-1]

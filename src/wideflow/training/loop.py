@@ -94,15 +94,14 @@ class LossWatch:
     A slot holds Σ_a e_a² for the squared loss (one product, L = ½ slot/N) and Σ_a ℓ(f_a, y_a) for the others
     (L = slot/N)."""
 
-    def __init__(self, period: int, N: torch.Tensor, start: int, like: torch.Tensor, engine: Engine | None = None
-                 ) -> None:
+    def __init__(self, period: int, start: int, engine: Engine) -> None:
         self.period = period
-        self.N = N.double().cpu()
+        self.N = engine.N.double().cpu()
         self.checked = start
-        self.sq = torch.zeros(period, like.shape[0], 1, 1, dtype=like.dtype, device=like.device)
+        self.sq = torch.zeros(period, engine.R, 1, 1, dtype=engine.dtype, device=engine.device)
         self._slots = self.sq.unbind()  # views made once: indexing each step would cost as much as the product
-        self.loss = None if engine is None or engine.loss.name == "squared" else engine.loss
-        self.y = None if engine is None else engine.y
+        self.loss = None if engine.loss.name == "squared" else engine.loss
+        self.y = engine.y
         self.scale = 0.5 if self.loss is None else 1.0
         self._flat = [slot.view(-1) for slot in self._slots]
 
@@ -205,7 +204,7 @@ class Driver:
         """Train; returns ``self`` with ``rows``, ``diverged`` and ``final`` (the last snapshot) filled in."""
         eng = self.engine
         limits = self._limits()
-        watch = LossWatch(min(self.log_every, self.steps), eng.N, self.start, eng.e, eng)
+        watch = LossWatch(min(self.log_every, self.steps), self.start, eng)
         last: list[TrainState | None] = [None] * eng.R
         bar = _progress_bar(self.progress, self.steps, self.start)
         try:
