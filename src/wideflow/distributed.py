@@ -24,7 +24,6 @@ from __future__ import annotations
 import atexit
 import glob
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import torch.distributed as dist
 
 from .engines import KernelEngine, Problem
 from .errors import CheckpointError, InvalidArgument, WideflowError
+from .io import json_digest
 from .model import WideNet
 from .neurons import CHUNK, drawn_neurons
 
@@ -153,8 +153,7 @@ def check_same_everywhere(settings: dict[str, Any], problem: Problem) -> None:
     :class:`DistributedMismatch` on every process, naming what differs, if they were not given the same run."""
     parts = {key: settings[key] for key in sorted(settings)}
     parts["G"] = _digest(problem.G) if problem.G is not None else None
-    digests = {key: hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-               for key, value in parts.items()}
+    digests = {key: json_digest(value) for key, value in parts.items()}
     everyone: list[dict[str, str] | None] = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, digests)
     differ = sorted({key for d in everyone if d is not None for key in d if d.get(key) != digests.get(key)})

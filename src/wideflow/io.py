@@ -5,6 +5,7 @@
   or the complete new one. :func:`atomic_torch_save`, :func:`atomic_json` and :func:`atomic_text` are its
   three uses (models and checkpoints, results, reports).
 - :func:`read_torch_file` reads back what :func:`atomic_torch_save` wrote, with ``weights_only=True``.
+- :func:`json_digest` names a JSON-like value by a short hash (run ids, fingerprints of a sharded run).
 - :func:`jsonable` / :func:`to_json` are the JSON policy of every file wideflow writes: NumPy and torch
   scalars become Python numbers, tuples become lists, and a non-finite float (NaN, +inf, -inf) becomes
   ``null``. JSON has no NaN or infinity, and a metric that is undefined (no test set) or unbounded (a rate
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -28,7 +30,7 @@ import torch
 from .errors import CheckpointError, FileMissing, OutputError
 
 __all__ = ["atomic_write", "atomic_torch_save", "atomic_json", "atomic_text", "read_torch_file", "jsonable",
-           "to_json", "read_json"]
+           "to_json", "read_json", "json_digest"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -94,6 +96,13 @@ def jsonable(value: Any) -> Any:
 def to_json(value: Any, *, indent: int | None = 1, sort_keys: bool = False) -> str:
     """The JSON text of ``value`` after :func:`jsonable` (``allow_nan=False``: no invalid JSON is ever written)."""
     return json.dumps(jsonable(value), indent=indent, sort_keys=sort_keys, allow_nan=False)
+
+
+def json_digest(value: Any) -> str:
+    """The first 16 hex digits of the SHA-256 of ``value``'s compact JSON with sorted keys (values JSON cannot
+    hold are written as their ``str``)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def atomic_json(path: str | os.PathLike, value: Any) -> Path:

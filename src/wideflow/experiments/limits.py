@@ -32,7 +32,6 @@ a repeated command computes only what is missing; :func:`configs` gives the swee
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
@@ -47,6 +46,7 @@ from matplotlib.figure import Figure
 
 from ..errors import InvalidArgument
 from ..fits import loglinear_fit
+from ..io import json_digest
 from ..model import P3L
 from ..ntk import gradient_descent_mse, ntk_kernel_of
 from ..registry import make_data
@@ -105,11 +105,6 @@ def run_configs(s: dict[str, Any]) -> list[dict[str, Any]]:
             for scaling in SCALINGS for m in s["m"] for seed in seed_list(s)]
 
 
-def run_id(config: dict[str, Any]) -> str:
-    """The first 16 hex digits of the SHA-256 of the configuration's JSON (sorted keys)."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class _Probe:
     """A :func:`wideflow.train` callback adding ``displacement`` and ``ntk_gap`` (module docstring)."""
 
@@ -164,7 +159,7 @@ def run(s: dict[str, Any], store: str | Path, *, progress: bool = True) -> tuple
 
     st = Store(store)
     every = run_configs(s)
-    ids = [run_id(c) for c in every]
+    ids = [json_digest(c) for c in every]
     missing = [(rid, c) for rid, c in zip(ids, every) if not st.finished(rid)]
     for rid, config in tqdm(missing, desc=NAME, unit="run", disable=not progress, file=sys.stderr):
         try:

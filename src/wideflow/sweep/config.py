@@ -29,7 +29,6 @@ groups and the seeds, the last axis varying fastest.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import os
@@ -50,6 +49,7 @@ from ..errors import (
     check_positive_int,
     unknown_name,
 )
+from ..io import json_digest
 from ..losses import LOSSES
 from ..registry import DATA_KINDS, DEFAULT_DEPTH, TEST_SEED_OFFSET, model_shape
 from ..scalings import SCALINGS, get_scaling
@@ -109,7 +109,7 @@ def run_id(config: Mapping[str, Any]) -> str:
     canonical = normalize(config)
     if canonical["train"]["loss"] == "squared":
         canonical["train"] = {k: v for k, v in canonical["train"].items() if k != "loss"}
-    return hashlib.sha256(_canonical_json(canonical).encode()).hexdigest()[:16]
+    return json_digest(canonical)  # normalize has checked that it is plain JSON
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
