@@ -42,6 +42,7 @@ __all__ = [
     "PRESETS",
     "RUN_KEYS",
     "Claim",
+    "check_even_widths",
     "choice_list",
     "experiment_settings",
     "int_list",
@@ -92,6 +93,14 @@ def int_list(key: str, value: Any) -> list[int]:
     if any(b <= a for a, b in zip(out, out[1:])):
         raise InvalidArgument(f"{key} must be strictly increasing (each value once); got {out}.")
     return out
+
+
+def check_even_widths(key: str, widths: Sequence[int], scalings: Sequence[str]) -> None:
+    """Refuse odd widths when the NTK scaling is among ``scalings`` (its symmetrized initialization pairs neuron i
+    with i + m/2)."""
+    if "ntk" in scalings and (odd := [m for m in widths if m % 2]):
+        raise InvalidArgument(f"{key}={list(widths)} has odd widths {odd}; the NTK scaling's symmetrized "
+                              "initialization needs even m.")
 
 
 def choice_list(valid: Sequence[str]) -> Validator:

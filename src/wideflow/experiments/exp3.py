@@ -22,6 +22,7 @@ from ..fits import LINEAR_CONSTANCY, LINEAR_R2, loglinear_fit
 from .common import (
     SCALING_NAMES,
     Claim,
+    check_even_widths,
     choice_list,
     int_list,
     model_section,
@@ -55,9 +56,7 @@ def configs(s: dict[str, Any]) -> list[dict[str, Any]]:
         raise InvalidArgument(f"exp3.fig4_n={s['fig4_n']} must be one of exp3.n={s['n']} (Figure 4 uses those runs).")
     if s["n_test"] < 1:
         raise InvalidArgument(f"exp3.n_test={s['n_test']}: Figures 3 and 4 need a test set; give n_test >= 1.")
-    odd = [m for m in s["m"] if m % 2]
-    if "ntk" in s["scalings"] and odd:
-        raise InvalidArgument(f"exp3.m has odd widths {odd}; the NTK scaling's symmetrized initialization needs even m.")
+    check_even_widths("exp3.m", s["m"], s["scalings"])
     return [
         {"model": model_section(s, kind="p3l", d=s["d"], m=m, D=m, scaling=scaling, seed=seed),
          "data": {"kind": "axis_xor", "n": n, "n_test": s["n_test"], "seed": seed},

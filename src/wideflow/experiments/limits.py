@@ -53,7 +53,7 @@ from ..registry import make_data
 from ..sweep.runner import Outcome, RunOutput, failed_outcome
 from ..sweep.store import Store
 from ..training import TrainState, train
-from .common import int_list, palette, positive_int, save_figure, seed_list
+from .common import check_even_widths, int_list, palette, positive_int, save_figure, seed_list
 from .limits_fit import SCALINGS, claims, cube, extrapolate, seed_slopes
 from .stats import paired_test
 
@@ -73,8 +73,7 @@ def widths(key: str, value: Any) -> list[int]:
     out = int_list(key, value)
     if len(out) < 3:
         raise InvalidArgument(f"{key}={out} has {len(out)} width(s); the fit v(m) = v_∞ + a·m^(−p) needs at least 3.")
-    if odd := [m for m in out if m % 2]:
-        raise InvalidArgument(f"{key} has odd widths {odd}; the NTK scaling's symmetrized initialization needs even m.")
+    check_even_widths(key, out, SCALINGS)
     return out
 
 

@@ -24,6 +24,7 @@ from ..io import atomic_write
 from .common import (
     SCALING_NAMES,
     Claim,
+    check_even_widths,
     choice_list,
     int_list,
     model_section,
@@ -70,9 +71,7 @@ def configs(s: dict[str, Any]) -> list[dict[str, Any]]:
     """One run per (scaling, m, n, seed), P-3L with D = m on the files of :func:`prepare`."""
     if "data_dir" not in s:
         raise InvalidArgument("real.configs needs the data files: call real.prepare(settings, folder) first.")
-    if "ntk" in s["scalings"] and any(m % 2 for m in s["m"]):
-        raise InvalidArgument(f"real.m={s['m']} has odd widths; the NTK scaling's symmetrized initialization needs "
-                              "even m.")
+    check_even_widths("real.m", s["m"], s["scalings"])
     data = Path(s["data_dir"])
     return [
         {"model": model_section(s, kind="p3l", d=D_IN, m=m, D=m, scaling=scaling, seed=seed),
