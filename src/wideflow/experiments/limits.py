@@ -54,6 +54,7 @@ from ..sweep.runner import Outcome, RunOutput, failed_outcome
 from ..sweep.store import Store
 from ..training import TrainState, train
 from .common import check_even_widths, int_list, palette, positive_int, save_figure, seed_list
+from .compare import COLORS
 from .limits_fit import SCALINGS, claims, cube, extrapolate, seed_slopes
 from .stats import paired_test
 
@@ -64,7 +65,6 @@ NAME = "limits"
 TITLE = "The m → ∞ limit at D = ∞: training loss, test error, feature displacement and the NTK predictor"
 QUANTITIES = {"train_loss": "training loss", "test_error": "test error",
               "displacement": "‖H_t − H_0‖_F / ‖H_0‖_F", "ntk_gap": "rms test gap to the NTK predictor"}
-COLORS = {"ours": "tab:red", "ntk": "tab:blue"}
 
 
 def widths(key: str, value: Any) -> list[int]:
