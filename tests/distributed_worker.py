@@ -19,9 +19,10 @@ import torch
 
 import wideflow as wf
 
-#: (name, D, scaling, dtype): finite D and D = ∞ under each scaling, float64, and one float32 run
+#: (name, D, scaling, dtype): finite D and D = ∞ under each scaling of Table 1, a richness one and μP, float64,
+#: and one float32 run
 CASES = [(f"{scaling}-{'inf' if math.isinf(D) else D}", D, scaling, torch.float64)
-         for scaling in ("ours", "ntk", "mf") for D in (48, math.inf)] + [("ours-inf-f32", math.inf, "ours", torch.float32)]
+         for scaling in ("ours", "ntk", "mf", "richness(0.3)", "mup") for D in (48, math.inf)] + [("ours-inf-f32", math.inf, "ours", torch.float32)]
 M, STEPS = 64, 300
 
 

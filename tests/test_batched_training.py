@@ -19,10 +19,11 @@ BASE = {"model": {"kind": "p3l", "d": 5, "m": 32}, "data": {"kind": "axis_xor", 
 
 
 def mixed_batch() -> list[dict]:
-    """Seeds × the three scalings, plus other kinds of model, a sum reduction and other step sizes: all
+    """Seeds × the three scalings, a richness scaling and μP, plus other kinds of model, a sum reduction and other step sizes: all
     with equal shapes (m = 32, n = 12, n_test = 15). "auto" picks the weight space for the shallow net
     (D = 5 < n), so it asks for the kernel engine explicitly."""
     configs = expand({"base": BASE, "grid": {"model": {"scaling": ["ours", "ntk", "mf"]}}, "seeds": 2})
+    configs += expand({"base": BASE, "grid": {"model": {"scaling": ["richness(0.3)", "mup"]}}})
     configs.append(normalize({**BASE, "model": {"kind": "deep", "d": 5, "m": 32, "D": 24, "depth": 4},
                               "train": {**BASE["train"], "reduction": "sum", "step_size": 0.05}}))
     configs.append(normalize({**BASE, "model": {"kind": "quadratic", "d": 5, "m": 32, "scaling": "ntk"}}))
@@ -60,7 +61,7 @@ def test_batched_runs_equal_one_by_one_train_runs_to_float64_precision(batched: 
 
 def test_a_run_gets_the_same_bits_whatever_runs_share_its_batch(batched: list) -> None:
     configs = mixed_batch()
-    for i in (0, 3, 7):  # a plain run, a symmetrized (NTK) one, the deep one
+    for i in (0, 3, 6, 8):  # a plain run, a symmetrized (NTK) one, a richness one, the deep one
         alone = train_batched([configs[i]])[0].output
         pd.testing.assert_frame_equal(alone.history, batched[i].output.history, check_exact=True)
         for key, value in alone.arrays.items():

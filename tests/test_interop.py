@@ -51,7 +51,7 @@ def test_to_module_materializes_the_kernel_engines_lazy_weights() -> None:
         torch.testing.assert_close(module(Xt), result.model(Xt), rtol=0, atol=ATOL[torch.float64])
 
 
-@pytest.mark.parametrize("scaling", ["ours", "ntk", "mf"])
+@pytest.mark.parametrize("scaling", ["ours", "ntk", "mf", "richness(0.3)", "mup"])
 def test_sgd_on_the_module_is_the_gd_rule_9(scaling: str) -> None:
     """torch.optim.SGD with module.param_groups(δ) on the mean loss reproduces wf.train step for step."""
     X, y = wf.data.axis_xor(24, 5)

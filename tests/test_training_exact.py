@@ -33,7 +33,7 @@ def data() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("method", ["weights", "kernel"])
-@pytest.mark.parametrize("scaling", ["ours", "ntk", "mf"])
+@pytest.mark.parametrize("scaling", ["ours", "ntk", "mf", "richness(0.3)", "mup"])
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_engines_match_autograd(family: str, scaling: str, method: str, data) -> None:
     X, y = data

@@ -17,7 +17,7 @@ from .gradflow import compare_gd_to_flow, flow, gradient_flow
 from .ntk import ntk_kernel, ntk_predictor
 from .theory import check, fit_rate, lemma1, pl_bound
 from .model import P3L, PartiallyTrained, Shallow, WideNet, load
-from .scalings import Scaling, get_scaling
+from .scalings import Scaling, abc_scaling, get_scaling, richness
 from .sweep import load_results
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "register_activation",
     "Scaling",
     "get_scaling",
+    "richness",
+    "abc_scaling",
     "WideNet",
     "Shallow",
     "P3L",

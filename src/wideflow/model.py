@@ -61,15 +61,18 @@ class InitialWeights:
     """W_0 of a model, drawn from its seed when called (:mod:`wideflow.neurons`): the rows of the drawn neurons,
     and their copies under the NTK symmetrization."""
 
-    def __init__(self, seed: int, m: int, D: int, symmetrize: bool, dtype: torch.dtype, device: torch.device) -> None:
-        self.seed, self.m, self.D, self.symmetrize, self.dtype, self.device = seed, m, D, symmetrize, dtype, device
+    def __init__(self, seed: int, m: int, D: int, symmetrize: bool, dtype: torch.dtype, device: torch.device,
+                 std: float = 1.0) -> None:  # std: σ_W = D^(-b_W) of the scaling (1 in Table 1)
+        self.seed, self.m, self.D, self.symmetrize, self.dtype, self.device, self.std = (
+            seed, m, D, symmetrize, dtype, device, std)
 
-    def rows(self, lo: int, hi: int, col_lo: int = 0, col_hi: int | None = None) -> torch.Tensor:
+    def rows(self, lo: int, hi: int, col_lo: int = 0, col_hi: int | None = None, *, scaled: bool = True) -> torch.Tensor:
         """Rows lo..hi (multiples of :data:`~wideflow.neurons.CHUNK`), columns col_lo..col_hi of the drawn
-        neurons."""
+        neurons: σ_W times standard normal draws (the standard normal draws themselves when not ``scaled``)."""
         count = drawn_neurons(self.m, self.symmetrize)
-        return draw_weights(self.seed, count, self.D, lo, hi, col_lo=col_lo,
-                            col_hi=col_hi).to(device=self.device, dtype=self.dtype)
+        W = draw_weights(self.seed, count, self.D, lo, hi, col_lo=col_lo,
+                         col_hi=col_hi).to(device=self.device, dtype=self.dtype)
+        return W.mul_(self.std) if scaled and self.std != 1.0 else W
 
     def __call__(self) -> torch.Tensor:
         W = self.rows(0, drawn_neurons(self.m, self.symmetrize))
@@ -88,7 +91,8 @@ class WideNet:
     activation:
         σ, a name from :func:`wideflow.activations.available_activations` or an ``Activation``.
     scaling:
-        "ours" (eqs. (2)-(3)), "ntk" (1/√m output, symmetrized init) or "mf" (1/D hidden); Table 1.
+        "ours" (eqs. (2)-(3)), "ntk", "mf" (Table 1), or any spelling of :func:`~wideflow.scalings.get_scaling`
+        (``wf.richness(0.3)``, ``"mup"``, abc exponents; docs/theory.md §7); W_ij ~ N(0, σ_W²), σ_W of the scaling.
     c_hat:
         ĉ of Assumption 1: c_i = ±ĉ with probability ½ each.
     seed:
@@ -134,11 +138,13 @@ class WideNet:
         self.bias = check_bool("bias", bias)
         if self.scaling.symmetrize and self.m % 2:
             raise InvalidArgument(
-                f"m={self.m} is odd, but scaling='ntk' symmetrizes the initialization (neuron i + m/2 copies "
-                "neuron i with c negated, so that f_0 = 0 exactly); pass an even m."
+                f"m={self.m} is odd, but scaling={self.scaling.name!r} symmetrizes the initialization (neuron i + m/2 "
+                "copies neuron i with c negated, so that f_0 = 0 exactly); pass an even m."
             )
-        # c_i = ±ĉ (Assumption 1) and W_ij ~ N(0, 1) (Assumption 3), drawn per chunk of neurons from the seed
-        # (wideflow.neurons), W when first read; symmetrized for NTK (Table 1)
+        if self.embedding.infinite:
+            self.scaling.check_infinite()
+        # c_i = ±ĉ (Assumption 1), W_ij ~ N(0, σ_W²) (Assumption 3 when σ_W = 1) per chunk of neurons from the
+        # seed (wideflow.neurons), W when first read; symmetrized for NTK (Table 1)
         count = drawn_neurons(self.m, self.scaling.symmetrize)
         c = self.c_hat * draw_signs(self.seed, count)
         self.c = (torch.cat([c, -c]) if self.scaling.symmetrize else c).to(device=self.device, dtype=self.dtype)
@@ -148,14 +154,13 @@ class WideNet:
         if self.embedding.infinite:
             if bias or train_c:
                 raise InvalidArgument("a D = ∞ model trains W only (docs/theory.md §8); drop train_c and bias.")
-            zero = self.scaling.hidden_power > 0.5  # s_h = 1/D: the features start at exactly 0
-            if zero:
+            if zero := self.scaling.features_start_at_zero:  # a_W + b_W > ½ (MF): the features start at 0
                 warn_mean_field_collapse()
             self.process = self.embedding.feature_process(count, self.seed, zero)
             self.trained: TrainedShift | None = None
         else:
             self._W_thunk = InitialWeights(self.seed, self.m, self.D, self.scaling.symmetrize, self.dtype,
-                                           self.device)
+                                           self.device, self.scaling.init_std(self.D))
         self.b = torch.zeros(self.m, dtype=self.dtype, device=self.device) if bias else None
 
     @property
@@ -259,16 +264,17 @@ class WideNet:
         col = 0
         for P in self.embedding.column_blocks(X, block):
             end = col + P.shape[1]
-            if recipe is not None:  # W_0 drawn W0_SLAB neurons by ``block`` columns at a time
+            if recipe is not None:  # W̃_0 drawn W0_SLAB neurons by ``block`` columns at a time, σ_W applied below
                 for r in range(lo, hi, W0_SLAB):
                     r_end = min(hi, r + W0_SLAB)
-                    H[r - lo : r_end - lo].addmm_(recipe.rows(r, r_end, col, end), P.T)
+                    H[r - lo : r_end - lo].addmm_(recipe.rows(r, r_end, col, end, scaled=False), P.T)
             elif paired:
                 H.add_(halfwise_matmul(W[:, col:end], P.T, True, dim=0))
             else:
                 H.addmm_(W[:, col:end], P.T)
             col = end
-        H.mul_(self.s_h)
+        # s_h σ_W as one number (Scaling.feature_scale), so that θ-equivalent scalings start bitwise equal
+        H.mul_(self.scaling.feature_scale(self.D) if recipe is not None else self.s_h)
         return torch.cat([H, H]) if recipe is not None and self.scaling.symmetrize else H
 
     def neuron_block(self, values: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
@@ -307,7 +313,7 @@ class WideNet:
             "embedding": self.embedding.spec,
             "m": self.m,
             "activation": self.activation.spec,
-            "scaling": self.scaling.name,
+            "scaling": self.scaling.config,
             "c_hat": self.c_hat,
             "seed": self.seed,
             "dtype": str(self.dtype).removeprefix("torch."),

@@ -53,6 +53,7 @@ from .kernels import embedding_gram, max_stable_step_size
 from .losses import LOSSES, softplus
 from .model import WideNet, check_model
 from .registry import build_model
+from .scalings import Scaling
 from .training import train
 from .training.loop import DIVERGENCE_FACTOR, Driver
 from .training.train import diverged_error
@@ -70,7 +71,7 @@ class _WideNetEstimator(BaseEstimator):
         D: int | None = None,
         depth: int | None = None,
         activation: str = "relu",
-        scaling: str = "ours",
+        scaling: str | dict | Scaling = "ours",
         c_hat: float = 1.0,
         steps: int = 1000,
         step_size: float | str = "auto",
@@ -159,7 +160,8 @@ class WideNetRegressor(RegressorMixin, _WideNetEstimator):
     depth:
         L ≥ 3 for ``"deep"`` (``None``: the kind's default, 3); the other kinds have none.
     activation, scaling, c_hat:
-        σ, the scaling ("ours", "ntk", "mf") and ĉ of Assumption 1, as in :class:`wideflow.WideNet`.
+        σ, the scaling ("ours", "ntk", "mf", ``wf.richness(r)``, any spelling of :func:`wideflow.get_scaling`)
+        and ĉ of Assumption 1, as in :class:`wideflow.WideNet`.
     steps, reduction, method:
         Number of GD steps, "mean" or "sum" loss and engine, as in :func:`wideflow.train`.
     step_size:

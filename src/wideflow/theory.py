@@ -326,9 +326,11 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
                                  f"L_σ = {act.lipschitz}, I = {act.interval}, K_σ' = {act.k_sigma:.4g}")
     W = model.W
     rows = W[: model.m // 2] if model.scaling.symmetrize else W  # the NTK copy rows are not independent draws
-    sample = rows.reshape(-1)[:20000].double().cpu().numpy()
+    std = model.scaling.init_std(model.D)  # σ_W = D^(-b_W): W/σ_W is the paper's W under a θ-shifted scaling
+    sample = (rows.reshape(-1)[:20000].double().cpu() / std).numpy()
     p = float(kstest(sample, "norm").pvalue)
-    cond["Assumption 3"] = _item(p > 1e-3, f"W_ij ~ N(0, 1): mean {sample.mean():.3f}, var {sample.var():.3f}, "
+    law = "W_ij ~ N(0, 1)" if std == 1.0 else f"W_ij / σ_W ~ N(0, 1) (σ_W = {std:.4g})"
+    cond["Assumption 3"] = _item(p > 1e-3, f"{law}: mean {sample.mean():.3f}, var {sample.var():.3f}, "
                                            f"KS p-value {p:.3g} on {sample.size} entries (holds at initialization)")
     cond["lambda_min(G) > 0"] = _item(sG["lambda_min"] > 1e-12 * max(sG["lambda_max"], 1e-300),
                                       f"λ_min(G) = {sG['lambda_min']:.4g}, λ_max(G) = {sG['lambda_max']:.4g}")
@@ -383,8 +385,11 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
                   f"loss={loss_fn.name!r}; the conditions above concern only the model and the data")
     candidates = [(r, s) for r, s in ((pl, "PL bound (docs/theory.md §5)"), (lem, "Lemma 1")) if r is not None]
     best = max(candidates, default=(None, None))
+    regime = scaling_regime(model)
     report = {
-        "model": repr(model), "scaling": model.scaling.name, "n": n, "d": d, "D": model.D, "m": model.m,
+        "model": repr(model), "scaling": model.scaling.name, "abc": model.scaling.abc, "r": regime["r"],
+        "regime": regime["regime"], "regime_reasons": regime["reasons"],
+        "n": n, "d": d, "D": model.D, "m": model.m,
         "reduction": reduction, "N": N, "loss": loss_fn.name, "constants": consts, "conditions": cond, "theorem": theorem,
         "theorem_reason": reason, "pl_rate": pl, "lemma1_rate": lem, "guaranteed_rate": best[0],
         "rate_source": best[1],
@@ -397,7 +402,7 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
 def _theorem(model: Any, cond: dict[str, dict[str, Any]]) -> tuple[str | None, str]:
     """Pick the result of Section 3 whose hypotheses hold (their ĉ and m conditions have unrecovered
     constants, so "applies" means: for ĉ and m large enough)."""
-    if model.scaling.name != "ours":
+    if not model.scaling.equivalent("ours"):
         return None, f"Theorems 1-3 are stated for the paper's scaling, not {model.scaling.name!r}"
 
     def ok(*names: str) -> bool:
@@ -422,12 +427,25 @@ def _theorem(model: Any, cond: dict[str, dict[str, Any]]) -> tuple[str | None, s
     return None, "Theorem 1 needs Assumptions 1-3 and λ_min(G) > 0"
 
 
+def scaling_regime(model: Any) -> dict[str, Any]:
+    """r and the regime of ``model``'s scaling (:meth:`wideflow.scalings.Scaling.analysis`, docs/theory.md §7):
+    D grows with the width for random embeddings (P-3L, Appendix H, D = ∞) and is fixed otherwise (the shallow
+    net's D = d, a quadratic or user embedding)."""
+    width_D = isinstance(model.embedding, RandomFeatures | DeepRandomFeatures) or model.embedding.infinite
+    return model.scaling.analysis(width_D=width_D)
+
+
 def format_check(report: dict[str, Any]) -> str:
     """The table that :func:`check` prints."""
     lines = [f"wideflow check: {report['model']}",
              f"n = {report['n']}, d = {report['d']}, D = {report['D']}, m = {report['m']}, "
              f"scaling = {report['scaling']}, reduction = {report['reduction']} (N = {report['N']:g}), "
-             f"loss = {report.get('loss', 'squared')}", ""]
+             f"loss = {report.get('loss', 'squared')}"]
+    if "regime" in report:
+        abc = report["abc"]
+        lines.append(f"abc exponents a = {abc['a']}, b = {abc['b']}, c = {abc['c']:g}: r = {report['r']:g}, "
+                     f"regime: {report['regime']}" + "".join(f"; {why}" for why in report["regime_reasons"]))
+    lines.append("")
     width = max(len(k) for k in report["conditions"])
     lines.append(f"{'condition':<{width}}  holds  detail")
     for name, item in report["conditions"].items():

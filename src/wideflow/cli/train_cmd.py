@@ -36,7 +36,10 @@ def add_model_arguments(p: argparse.ArgumentParser, *, n: int) -> None:
     p.add_argument("-D", type=int, default=None, help="embedding dimension of p3l and deep (default m)")
     p.add_argument("--depth", type=int, default=None, help=f"L for --model deep (default {DEFAULT_DEPTH})")
     p.add_argument("--activation", default="relu")
-    p.add_argument("--scaling", default="ours")
+    p.add_argument("--scaling", default="ours",
+                   help="ours, ntk, mf, mup, sp, 'richness(R)' for R in [0, 1/2] (optionally 'richness(R, "
+                        "symmetrize=True)'), or Yang & Hu's exponents as JSON, '{\"a\": [0, 0.5, 1], \"b\": [0, 0, 0], "
+                        "\"c\": -1}' (docs/theory.md §7)")
     p.add_argument("--c-hat", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0, help="seed of the model and of the training set")
 

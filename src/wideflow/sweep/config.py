@@ -52,7 +52,7 @@ from ..errors import (
 from ..io import json_digest
 from ..losses import LOSSES
 from ..registry import DATA_KINDS, DEFAULT_DEPTH, TEST_SEED_OFFSET, model_shape
-from ..scalings import SCALINGS, get_scaling
+from ..scalings import get_scaling
 
 __all__ = ["DEFAULTS", "normalize", "run_id", "expand", "load_spec", "read_toml", "flatten"]
 
@@ -214,8 +214,9 @@ def _model(m: dict[str, Any]) -> dict[str, Any]:
         activation = dict(activation)
         if set(activation) == {"name"}:
             activation = activation["name"]
-    scaling = check_choice("model.scaling", m["scaling"], SCALINGS)
-    if get_scaling(scaling).symmetrize and width % 2:
+    scaling_obj = get_scaling(m["scaling"], "model.scaling")
+    scaling = scaling_obj.config  # one canonical spelling: a name, "richness(r)" or the abc exponents
+    if scaling_obj.symmetrize and width % 2:
         raise InvalidArgument(
             f"model.m={width} is odd, but model.scaling={scaling!r} symmetrizes the initialization (neuron i + m/2 "
             "copies neuron i with c negated); pass an even model.m."
