@@ -214,3 +214,43 @@ def test_richness_at_d_infinity_and_in_the_flow() -> None:
                   step_size=0.005, log_every=400, progress=False)
     # GD at δ = 0.005 is the flow to first order in δ: measured gap 4e-5 relative at t = 2
     assert gd.history["train_loss"].iloc[-1] == pytest.approx(flow.history["train_loss"].iloc[-1], rel=1e-3)
+
+
+def test_the_command_line_trains_and_checks_under_any_spelling(capsys) -> None:
+    from wideflow.cli import main
+
+    small = ["-n", "24", "-d", "4", "-m", "16", "--steps", "20", "--log-every", "10"]
+    for spelling in ("richness(0.3)", "mup", '{"a": [0, 0.5, 0.8], "b": [0, 0, 0], "c": -0.6}'):
+        assert main(["train", *small, "--n-test", "16", "--scaling", spelling]) == 0
+    assert main(["check", *small[:6], "--scaling", "richness(0.3)"]) == 0
+    assert "r = 0.3, regime: kernel" in capsys.readouterr().out
+
+
+def test_estimators_take_a_richness_scaling() -> None:
+    pytest.importorskip("sklearn")
+    from sklearn.base import clone
+
+    from wideflow.sklearn import WideNetRegressor
+
+    X, y = wf.data.axis_xor(40, 5, seed=0)
+    est = WideNetRegressor(m=32, steps=50, scaling=wf.richness(0.3)).fit(X.numpy(), y.numpy())
+    assert est.model_.scaling == wf.richness(0.3)
+    same = WideNetRegressor(m=32, steps=50, scaling="richness(0.3)").fit(X.numpy(), y.numpy())
+    np.testing.assert_array_equal(est.predict(X.numpy()), same.predict(X.numpy()))
+    assert clone(est).get_params()["scaling"] == wf.richness(0.3)
+
+
+def test_from_module_maps_a_xavier_network_under_mup() -> None:
+    """Appendix B gives ours; under μP (ours shifted by −½) the model holds D^-1/2 W, the same function."""
+    from wideflow.interop import xavier_network
+
+    net = xavier_network(5, 32, seed=1)
+    X, y = wf.data.axis_xor(20, 5, seed=0)
+    ours, mup = wf.from_module(net), wf.from_module(net, scaling="mup")
+    assert mup.scaling == wf.get_scaling("mup")
+    torch.testing.assert_close(mup(X), ours(X), rtol=1e-13, atol=1e-15)
+    a = wf.train(ours, X, y, steps=100, log_every=100, progress=False)
+    b = wf.train(mup, X, y, steps=100, log_every=100, progress=False)
+    assert _rel(b.model(X), a.model(X)) <= 1e-9
+    with pytest.raises(wf.errors.InvalidArgument, match="Appendix B"):
+        wf.from_module(net, scaling=wf.richness(0.3))

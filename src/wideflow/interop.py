@@ -28,6 +28,7 @@ from ._tensor import resolve_device, resolve_dtype
 from .activations import Activation, get_activation
 from .errors import InvalidArgument, InvalidType, check_positive_int
 from .model import P3L, check_model
+from .scalings import Scaling, get_scaling
 from .torch_modules import ActivationModule, WideNetModule, activation_module, module_of
 
 __all__ = ["WideNetModule", "to_module", "from_module", "xavier_network"]
@@ -87,6 +88,7 @@ def from_module(
     *,
     activation: str | Activation | None = None,
     absorb_constant: bool = False,
+    scaling: str | Scaling = "ours",
     dtype: torch.dtype | str = torch.float64,
     device: str | torch.device = "cpu",
 ) -> P3L:
@@ -107,6 +109,10 @@ def from_module(
     The equivalence needs σ(a·u) = a·σ(u) for a > 0, so other activations are refused. The c_i of a
     Xavier network are Gaussian, not ±ĉ (Assumption 1); the model's ``c_hat`` is set to their root mean
     square, the ĉ that enters the rates through (1/m) Σ_i c_i².
+
+    ``scaling`` may be any parameterization θ-equivalent to ours (``"mup"``, ``get_scaling("ours").shifted(θ)``,
+    docs/theory.md §7): the model then holds D^θ W, the same function with the same GD steps. Other scalings
+    (NTK, richness(r) with r > 0) describe other networks and are refused.
     """
     linears, acts = _three_layers(net)
     if activation is None:
@@ -137,10 +143,16 @@ def from_module(
     if not c_rms > 0:
         raise InvalidArgument("net's last layer θ^(3) is all zeros; the mapped model would have c = 0.")
     dtype, device = resolve_dtype(dtype), resolve_device(device)
-    model = P3L(d, m, activation=act, c_hat=c_rms, dtype=dtype, device=device)
+    scaling = get_scaling(scaling)
+    if not scaling.equivalent("ours"):
+        raise InvalidArgument(
+            f"scaling={scaling.name!r}: a Xavier network is the P-3L net under ours (Appendix B), so only ours and its "
+            "θ-shifts (e.g. 'mup') describe it; train the mapped model under another scaling by building that model.")
+    theta = scaling.hidden_power - 0.5  # W of the θ-shifted scaling is D^θ W of ours
+    model = P3L(d, m, activation=act, c_hat=c_rms, scaling=scaling, dtype=dtype, device=device)
     model.embedding.z = z  # the master copy is float64 on the CPU, cast per dtype and device on use
     model.c = c.to(device, dtype)
-    model.W = W
+    model.W = W if theta == 0 else W * float(m) ** theta
     return model
 
 
