@@ -7,6 +7,7 @@
 - :mod:`.real`: Experiment 3's comparison on scikit-learn's digits;
 - :mod:`.precision`: float32 against float64 over the paper's 50000 steps, both engines;
 - :mod:`.limits`: the m → ∞ limit at D = ∞ under ours and NTK (exponents, extrapolated curves);
+- :mod:`.richness`: the richness family between ours (r = 0) and NTK (r = ½) of Appendix C, exponents against m;
 - :mod:`.stats` and :mod:`.compare`: the paired test behind every verdict and the test-error claims;
 - :func:`reproduce`: grids through :func:`wideflow.sweep.run_sweep`, then tables, figures, claims and
   ``summary.json`` per experiment; :func:`write_report` writes ``REPORT.md`` over all of them.

@@ -45,6 +45,7 @@ __all__ = [
     "check_even_widths",
     "choice_list",
     "experiment_settings",
+    "final_and_curves",
     "int_list",
     "load_preset",
     "log_panel",
@@ -59,6 +60,7 @@ __all__ = [
     "seed_list",
     "seeds_label",
     "single_axes",
+    "train_in_process",
     "train_section",
     "write_csv",
 ]
@@ -324,3 +326,43 @@ def write_csv(table: pd.DataFrame, folder: Path, stem: str) -> str:
     """Write ``table`` as ``folder/stem.csv`` (no index, atomically); return the file name."""
     atomic_write(folder / f"{stem}.csv", lambda fh: table.to_csv(fh, index=False))
     return f"{stem}.csv"
+
+
+def final_and_curves(runs: pd.DataFrame, history: Callable[[str], pd.DataFrame], key: pd.DataFrame,
+                     quantities: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tables of a study trained in process (:func:`train_in_process`): one row per run of ``key`` (its
+    grid columns) with the final ``quantities``, the rate fit and the zero predictor's test error, and the
+    histories of every run (step, time and ``quantities``) under the same grid columns."""
+    final = key.assign(**{q: runs[f"final_{q}"].to_numpy(dtype=float) for q in quantities},
+                       rate=runs["rate"].to_numpy(dtype=float), rate_r2=runs["rate_r2"].to_numpy(dtype=float),
+                       zero_error=runs["zero_test_error"].to_numpy(dtype=float))
+    curves = pd.concat([history(rid)[["step", "time", *quantities]].assign(**k)
+                        for (_, k), rid in zip(key.iterrows(), runs["run_id"])], ignore_index=True)
+    return final, curves[[*key.columns, "step", "time", *quantities]]
+
+
+# ------------------------------------------------------------------------------------------- runs in this process
+def train_in_process(name: str, configs: Sequence[dict[str, Any]], train_one: Callable[[dict[str, Any]], Any],
+                     store: str | Path, *, progress: bool = True) -> tuple[pd.DataFrame, int]:
+    """Train, with ``train_one(config) -> RunOutput``, every run of ``configs`` missing from the results store
+    ``store`` (runs that need a callback during training, which the sweep does not take); return the results
+    table of all of them (one row per run, as :func:`wideflow.sweep.run_sweep`'s) and how many were trained
+    now. A failed run is recorded with its error, like a sweep's; each finished run is written at once, so an
+    interrupted command loses nothing."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from ..io import json_digest
+    from ..sweep.runner import Outcome, failed_outcome
+    from ..sweep.store import Store
+
+    st = Store(store)
+    ids = [json_digest(c) for c in configs]
+    missing = [(rid, c) for rid, c in zip(ids, configs) if not st.finished(rid)]
+    for rid, config in tqdm(missing, desc=name, unit="run", disable=not progress, file=sys.stderr):
+        try:
+            st.write(Outcome(rid, config, output=train_one(config)))
+        except Exception as exc:  # a failed run must not stop the others; it is reported with its traceback
+            st.write(failed_outcome(rid, config, exc))
+    return st.table(ids), len(missing)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -46,14 +45,21 @@ from matplotlib.figure import Figure
 
 from ..errors import InvalidArgument
 from ..fits import loglinear_fit
-from ..io import json_digest
 from ..model import P3L
 from ..ntk import gradient_descent_mse, ntk_kernel_of
 from ..registry import make_data
-from ..sweep.runner import Outcome, RunOutput, failed_outcome
-from ..sweep.store import Store
+from ..sweep.runner import RunOutput
 from ..training import TrainState, train
-from .common import check_even_widths, int_list, palette, positive_int, save_figure, seed_list
+from .common import (
+    check_even_widths,
+    final_and_curves,
+    int_list,
+    palette,
+    positive_int,
+    save_figure,
+    seed_list,
+    train_in_process,
+)
 from .compare import COLORS
 from .limits_fit import SCALINGS, claims, cube, extrapolate, seed_slopes
 from .stats import paired_test
@@ -152,20 +158,8 @@ def train_run(config: dict[str, Any]) -> RunOutput:
 
 def run(s: dict[str, Any], store: str | Path, *, progress: bool = True) -> tuple[pd.DataFrame, int]:
     """Train every run of :func:`run_configs` missing from the results store ``store``; return the results table
-    of all of them (one row per run, as :func:`wideflow.sweep.run_sweep`'s) and how many were trained now. A
-    failed run is recorded with its error, like a sweep's."""
-    from tqdm.auto import tqdm
-
-    st = Store(store)
-    every = run_configs(s)
-    ids = [json_digest(c) for c in every]
-    missing = [(rid, c) for rid, c in zip(ids, every) if not st.finished(rid)]
-    for rid, config in tqdm(missing, desc=NAME, unit="run", disable=not progress, file=sys.stderr):
-        try:
-            st.write(Outcome(rid, config, output=train_run(config)))
-        except Exception as exc:  # a failed run must not stop the others; it is reported with its traceback
-            st.write(failed_outcome(rid, config, exc))
-    return st.table(ids), len(missing)
+    of all of them and how many were trained now (:func:`.common.train_in_process`)."""
+    return train_in_process(NAME, run_configs(s), train_run, store, progress=progress)
 
 
 # ------------------------------------------------------------------------------------------- tables
@@ -176,12 +170,7 @@ def tables(runs: pd.DataFrame, history: Any, arrays: Any, s: dict[str, Any]) -> 
     exponent with their intervals)."""
     key = pd.DataFrame({"scaling": runs["model.scaling"].to_numpy(), "m": runs["model.m"].astype(int).to_numpy(),
                         "seed": runs["model.seed"].astype(int).to_numpy()})
-    final = key.assign(**{q: runs[f"final_{q}"].to_numpy(dtype=float) for q in QUANTITIES},
-                       rate=runs["rate"].to_numpy(dtype=float), rate_r2=runs["rate_r2"].to_numpy(dtype=float),
-                       zero_error=runs["zero_test_error"].to_numpy(dtype=float))
-    curves = pd.concat([history(rid)[["step", "time", *QUANTITIES]].assign(**k)
-                        for (_, k), rid in zip(key.iterrows(), runs["run_id"])], ignore_index=True)
-    curves = curves[["scaling", "m", "seed", "step", "time", *QUANTITIES]]
+    final, curves = final_and_curves(runs, history, key, QUANTITIES)
     extrapolated, fits = [], []
     for scaling in SCALINGS:
         part = curves[curves["scaling"] == scaling]

@@ -15,7 +15,7 @@ from .stats import ALPHA, CHANCE_FRACTION, RULE, VERDICTS
 
 __all__ = ["claims_table", "write_report"]
 
-ORDER = ("exp1", "exp2", "exp3", "sensitivity", "real", "precision", "limits")
+ORDER = ("exp1", "exp2", "exp3", "sensitivity", "real", "richness", "precision", "limits")
 
 NOTES = f"""\
 ## How to read this report

@@ -24,7 +24,7 @@ from ..errors import WideflowError, check_choice
 from ..io import atomic_json, jsonable
 from ..sweep.runner import build_data
 from ..sweep.store import provenance
-from . import exp1, exp2, exp3, limits, precision, real, sensitivity
+from . import exp1, exp2, exp3, limits, precision, real, richness, sensitivity
 from .common import experiment_settings, load_preset, write_csv
 from .report import write_report
 from .stats import VERDICTS
@@ -32,11 +32,11 @@ from .stats import VERDICTS
 __all__ = ["ALL", "EXPERIMENTS", "RunsFailed", "reproduce"]
 
 EXPERIMENTS: dict[str, ModuleType] = {"exp1": exp1, "exp2": exp2, "exp3": exp3, "sensitivity": sensitivity,
-                                      "real": real, "precision": precision, "limits": limits}
+                                      "real": real, "precision": precision, "limits": limits, "richness": richness}
 # What ``wideflow reproduce all`` runs: the paper's three experiments, the sensitivity of Experiment 3 to the
-# unstated choices and the real-data comparison. precision (long runs) and limits (the m → ∞ study at D = ∞, beyond
-# the paper's figures) run when named, so that the quick preset's ``all`` stays within 10 minutes on 2 cores.
-ALL = ("exp1", "exp2", "exp3", "sensitivity", "real")
+# unstated choices, the real-data comparison and the richness family between ours and NTK (Appendix C).
+# precision (long runs) and limits (the m → ∞ study at D = ∞, beyond the paper's figures) run when named.
+ALL = ("exp1", "exp2", "exp3", "sensitivity", "real", "richness")
 
 
 class RunsFailed(WideflowError, RuntimeError):
@@ -84,7 +84,7 @@ def reproduce(
     summaries, failed = {}, {}
     start = 0
     for name in names:
-        if hasattr(EXPERIMENTS[name], "run"):  # trained in this process, not by the sweep (limits: D = ∞ models)
+        if hasattr(EXPERIMENTS[name], "run"):  # trained in this process, not by the sweep (limits, richness)
             runs, computed = EXPERIMENTS[name].run(per_exp[name], store, progress=progress)
         else:
             runs = results.iloc[start:start + len(configs[name])].reset_index(drop=True)
