@@ -9,7 +9,7 @@ import torch
 
 from wideflow.errors import InvalidArgument, TrainingDiverged
 from wideflow.sweep import expand, normalize, run_one, train_batched
-from wideflow.sweep.batched import MAX_BATCH, batch_key, capacity, plan, run_group
+from wideflow.sweep.batched import MAX_BATCH, batch_key, capacity, plan, run_group, task_cost
 
 # tiny problems: one torch thread (see the fixture); module fixtures set it themselves
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -107,7 +107,11 @@ def test_plan_batches_small_compatible_runs_and_keeps_every_worker_busy() -> Non
     batches = [t for t in tasks if len(t) > 1]
     assert len(batches) == 6 and all(len(t) == 4 for t in batches)  # ≥ 3 chunks per shape, equal sizes
     assert all(len({batch_key(configs[i]) for i in t}) == 1 for t in batches)
-    assert plan(configs, max_batch=1) == [[i] for i in range(len(configs))]
+    lone = plan(configs, max_batch=1)
+    assert sorted(lone) == [[i] for i in range(len(configs))]
+    # longest first: m = 4096 (run 25) before the rest, and the costs never increase along the plan
+    costs = [task_cost([configs[i] for i in task]) for task in lone]
+    assert lone[0] == [25] and costs == sorted(costs, reverse=True)
     assert [len(t) for t in plan(small[:12], max_batch=5, slots=1)] == [4, 4, 4]
 
 

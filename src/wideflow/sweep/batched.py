@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..engines import KernelEngine, Problem, choose_method, prepare
+from ..engines import KernelEngine, Problem, choose_method, engine_costs, prepare
 from ..errors import InvalidArgument
 from ..training import Driver
 from .config import normalize, run_id
 from .runner import Outcome, RunOutput, build, failed_outcome, first_features, run_guarded, summarize
 
-__all__ = ["train_batched", "run_group", "shape_key", "batch_key", "capacity", "plan",
+__all__ = ["train_batched", "run_group", "shape_key", "batch_key", "capacity", "plan", "task_cost",
            "BATCH_BYTES", "MAX_BATCH"]
 
 # Batching pays while a batch's state stays in cache: beyond about 1 MiB per (R, m, n) + (R, n, n) tensor
@@ -79,7 +79,8 @@ def plan(configs: Sequence[Mapping[str, Any]], *, max_batch: int = MAX_BATCH, sl
     Runs with the same :func:`batch_key` are cut into nearly equal chunks of at most ``max_batch`` (and
     at most :func:`capacity`) runs, and into at least ``slots`` chunks (the number of workers) when there
     are enough runs, so that batching never leaves a worker idle. ``max_batch = 1`` turns batching off.
-    Tasks are ordered by their first run.
+    Tasks are ordered longest first (:func:`task_cost`; ties by their first run), so that the workers finish
+    together instead of one of them starting the longest run last.
     """
     groups: dict[Hashable, list[int]] = {}
     tasks: list[list[int]] = []
@@ -93,7 +94,25 @@ def plan(configs: Sequence[Mapping[str, Any]], *, max_batch: int = MAX_BATCH, sl
         size = min(max_batch, capacity(configs[members[0]]))
         chunks = max(math.ceil(len(members) / size), min(len(members), slots))
         tasks.extend([int(i) for i in chunk] for chunk in np.array_split(np.array(members), chunks))
-    return sorted(tasks, key=lambda task: task[0])
+    cost = [task_cost([configs[i] for i in task]) for task in tasks]
+    order = sorted(range(len(tasks)), key=lambda k: (-cost[k], tasks[k][0]))
+    return [tasks[k] for k in order]
+
+
+def task_cost(configs: Sequence[Mapping[str, Any]]) -> float:
+    """The counted floating-point operations of a task's runs (:func:`wideflow.engines.engine_costs` of the
+    engine each would use); ``inf`` for a run whose sizes the configuration does not hold (data from a file)."""
+    total = 0.0
+    for config in configs:
+        m, data, t = config["model"], config["data"], config["train"]
+        if "n" not in data or m.get("D") is None:
+            return math.inf
+        method = choose_method(t["method"], m=m["m"], n=data["n"], D=m["D"], n_test=data["n_test"],
+                               steps=t["steps"], log_every=t["log_every"],
+                               trains_neurons=bool(m.get("train_c") or m.get("bias")))
+        D = m["D"] if m["D"] != math.inf else data["n"]  # at D = ∞ the set-up products are O(n²), the step the same
+        total += engine_costs(m["m"], data["n"], D, data["n_test"], t["steps"], t["log_every"])[method]
+    return total
 
 
 def run_group(configs: Sequence[Mapping[str, Any]]) -> list[Outcome]:
