@@ -87,7 +87,9 @@ def test_mean_field_at_infinite_width_collapses(data) -> None:
     H = result.final_state.H
     for sign in (1.0, -1.0):
         rows = H[model.c == sign]
-        assert torch.equal(rows, rows[:1].expand_as(rows))
+        # identical up to the rounding of the step's product, which runs neurons in different SIMD lanes
+        # (measured: one ulp, 5.6e-17 on entries of 0.39); 1e-12 leaves room for 100 steps of it
+        assert float((rows - rows[:1]).abs().max()) <= 1e-12 * float(rows.abs().max())
     assert float(H.abs().max()) > 0  # they moved, together
 
 

@@ -39,6 +39,7 @@ class KernelEngine(Engine):
 
     name = "kernel"
     block = BLOCK
+    neuron_major = True
 
     def __init__(self, problem: Problem) -> None:
         for model in problem.models:
@@ -51,13 +52,15 @@ class KernelEngine(Engine):
             raise KernelEngineUnavailable("the kernel engine needs a problem prepared with space='kernel'.")
         super().__init__(problem)
         n_pad = self.n_pad
-        # the engine takes the problem's tensors over (no second copy of size m×n): H_0 becomes its state
+        # the engine takes the problem's tensors over: H_0 is copied into the neuron-major state and released
         self._G = pad(problem.G, n_pad, n_pad)
         self.G = problem.G = self._G[:, : self.n, : self.n]
         self._G_e = torch.empty_like(self._G)
-        self._H = pad(problem.H0, n_pad)
+        self._H = self.buffer(self.R, self.m, n_pad)
+        self._H[:, :, : self.n] = problem.H0
+        self._H[:, :, self.n :] = 0
         problem.H0 = None
-        self._Z = torch.zeros_like(self._H)
+        self._Z = torch.zeros_like(self._H)  # the same strides as H
         self.H_test0 = problem.H_test0
         self._G_test = None  # G(X, X_test), rows padded to n_pad
         if problem.G_test is not None:
@@ -140,7 +143,8 @@ class KernelEngine(Engine):
         change them."""
         if self.problem.neurons is not None:
             raise InvalidArgument("a sharded run holds a block of the neurons; wideflow.distributed returns it.")
-        return [_trained(model, self.Z[r].clone(), self.H[r].clone(), X, self.block)
+        return [_trained(model, self.Z[r].clone(memory_format=torch.contiguous_format),
+                         self.H[r].clone(memory_format=torch.contiguous_format), X, self.block)
                 for r, (model, X) in enumerate(zip(self.problem.models, self.problem.X, strict=True))]
 
 
