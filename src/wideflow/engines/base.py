@@ -59,6 +59,8 @@ class Engine:
         y = problem.y
         like = {"dtype": y.dtype, "device": y.device}
         self.dtype, self.device = y.dtype, y.device
+        self.neuron_major = (self.neuron_major_capable and self.dtype == torch.float64
+                             and self.device.type == "cpu")
 
         def per_run(values: list[float], *trailing: int) -> torch.Tensor:
             return torch.tensor(values, **like).reshape(self.R, *trailing)
@@ -92,15 +94,16 @@ class Engine:
         self._pairs = slice(self.n_plain, R)
 
     _H: torch.Tensor
-    #: whether the (R, m, ·) state is stored with the neuron index i contiguous (:meth:`buffer`)
-    neuron_major = False
+    #: whether the engine may store its (R, m, ·) state neuron-major (:meth:`buffer`)
+    neuron_major_capable = False
 
     def buffer(self, R: int, m: int, k: int) -> torch.Tensor:
-        """An uninitialized (R, m, k) buffer of the engine's dtype and device; with :attr:`neuron_major` its memory
+        """An uninitialized (R, m, k) buffer of the engine's dtype and device. When ``self.neuron_major`` its memory
         is that of an (R, k, m) tensor, so that the step's product (R, m, n) × (R, n, n) runs as
-        (R, n, n) × (R, n, m), with the long dimension contiguous (benchmarks/RESULTS.md: 1.2-1.6× faster for
-        n ≤ 128, the same for larger n). Every operation reads the strides, so the numbers do not depend on it
-        beyond the rounding of the product."""
+        (R, n, n) × (R, n, m) with the neuron index contiguous: on the CPU in float64 that is 1.0-1.7× faster
+        at every measured shape (m = 512-65536, n = 32-512), in float32 0.55-1.0× (benchmarks/RESULTS.md), so it
+        is used for float64 on the CPU only. Every operation reads the strides, so the numbers do not depend on
+        the layout beyond the rounding of the product."""
         if self.neuron_major:
             return torch.empty(R, k, m, dtype=self.dtype, device=self.device).transpose(1, 2)
         return torch.empty(R, m, k, dtype=self.dtype, device=self.device)

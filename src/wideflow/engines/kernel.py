@@ -39,7 +39,7 @@ class KernelEngine(Engine):
 
     name = "kernel"
     block = BLOCK
-    neuron_major = True
+    neuron_major_capable = True
 
     def __init__(self, problem: Problem) -> None:
         for model in problem.models:
