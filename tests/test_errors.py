@@ -329,6 +329,16 @@ CASES: list[Case] = [
     C("command line", "wideflow train -m 0", E.InvalidArgument, ("m", "0", ">= 1")),
     C("command line", "wideflow train --activation rleu", E.UnknownName, ("'rleu'", "'relu'?")),
     C("command line", "wideflow train --scaling ntk -m 11", E.InvalidArgument, ("m=11", "even")),
+    C("command line", "wideflow train --data noy.csv", E.InvalidArgument, ("'noy.csv'", "['y']", "['a', 'b']")),
+    C("command line", "wideflow train --data onerow.csv", E.InvalidShape, ("'onerow.csv'", "one row", "at least 2")),
+    C("command line", "wideflow train --data train3.csv --test-data test1.csv", E.InvalidShape,
+      ("'test1.csv'", "['x1']", "missing: ['x2', 'x3']")),
+    C("command line", "wideflow train --data nothere.csv", E.FileMissing, ("'nothere.csv'", "does not exist")),
+    C("command line", "wideflow train --data train3.csv --test-fraction 1.5", E.InvalidArgument,
+      ("test_fraction", "1.5", "strictly between 0 and 1")),
+    C("command line", "wideflow train --data random_labels --test-fraction 0.2", E.InvalidArgument,
+      ("--test-fraction 0.2", "'random_labels'", "--n-test")),
+    C("command line", "wideflow check --data words.csv", E.InvalidType, ("'x2'", "real numbers", "'abc'")),
     C("command line", "wideflow train --scaling 'richness(0.8)'", E.InvalidArgument,
       ("scaling='richness(0.8)'", "r=0.8", "[0, 1/2]")),
     C("command line", "wideflow train --device cuda:99", E.InvalidArgument, ("'cuda:99'",), portable=False),
@@ -389,6 +399,10 @@ def _workspace() -> Iterator[dict[str, Any]]:
             Path("garbage.npz").write_bytes(b"this is not a numpy archive")
             Path("words.csv").write_text("x1,x2,y\n1.0,2.0,0.5\n3.0,abc,1.5\n")
             Path("holes.csv").write_text("x1,x2,y\n1.0,2.0,0.5\n3.0,,1.5\n")
+            Path("noy.csv").write_text("a,b\n1,2\n3,4\n")
+            Path("onerow.csv").write_text("x1,x2,x3,y\n1,2,3,4\n")
+            Path("train3.csv").write_text("x1,x2,x3,y\n1,2,3,0.5\n4,5,6,-0.5\n7,8,9,0.25\n")
+            Path("test1.csv").write_text("x1,y\n1,2\n4,5\n")
             Path("bad.toml").write_text("[base\nmodel = ")
             Path("grid_m0.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 0}\n")
             Path("preset_m0.toml").write_text("[exp1]\nm = 0\n")

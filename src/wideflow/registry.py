@@ -100,10 +100,12 @@ def _deep(d: int, m: int, D: int, depth: int | None, **settings: Any) -> WideNet
 
 
 def _file_kind() -> DataKind:
-    loader = wfdata.load_dataset
-    options = {"path": None, "test_path": None, **_keyword_defaults(loader, ("d",), keyword_only=True)}
-    return DataKind("file", "a user's .npz or .csv file (path, optional test_path; see wf.data.load_dataset)",
-                    loader, synthetic=False, options=MappingProxyType(options))
+    split = _keyword_defaults(wfdata.load_train_test, ("seed", "d"), keyword_only=True)
+    options = {"path": None, "test_path": None, **split,
+               **_keyword_defaults(wfdata.load_dataset, ("d",), keyword_only=True)}
+    return DataKind("file", "a user's .npz or .csv file (path; a test set from test_path or a seeded test_fraction; "
+                    "standardize; see wf.data.load_train_test)", wfdata.load_train_test, synthetic=False,
+                    options=MappingProxyType(options))
 
 
 def _generated(name: str, help: str) -> DataKind:
@@ -177,14 +179,15 @@ def build_model(kind: str, d: int, m: int, *, D: int | None = None, depth: int |
     return MODEL_KINDS[kind].build(d, m, D, depth, **settings)
 
 
-def make_data(kind: str, d: int, *, n: int | None = None, n_test: int = 0, seed: int = 0,
+def make_data(kind: str, d: int | None, *, n: int | None = None, n_test: int = 0, seed: int = 0,
               test_seed: int | None = None, **options: Any) -> Data:
     """(X, y, X_test, y_test) of a data kind (see :data:`DATA_KINDS`) with inputs of dimension d.
 
     A generator draws n training points with ``seed`` and, when n_test > 0, n_test test points with
     ``test_seed`` (default ``seed +`` :data:`TEST_SEED_OFFSET`); ``options`` are its keyword options
-    (e.g. ``m_teacher``). The ``file`` kind reads ``path`` (and ``test_path`` when given) with the loader
-    ``options``. The test set is ``(None, None)`` when there is none.
+    (e.g. ``m_teacher``). The ``file`` kind reads ``path`` with :func:`wideflow.data.load_train_test`: its test
+    set comes from ``test_path`` or a ``test_fraction`` held out with ``seed``, ``d`` (``None``: any) is
+    checked against the file's inputs. The test set is ``(None, None)`` when there is none.
     """
     spec = data_kind(kind)
     for key in options:
@@ -195,12 +198,10 @@ def make_data(kind: str, d: int, *, n: int | None = None, n_test: int = 0, seed:
         path, test_path = opts.pop("path"), opts.pop("test_path")
         if not isinstance(path, str | bytes) and not hasattr(path, "__fspath__"):
             raise InvalidType(f"path must be the path of a .npz or .csv file; got {path!r}.")
-        X, y = spec.source(path, d=d, **opts)
-        if test_path is None:
-            return X, y, None, None
-        return (X, y, *spec.source(test_path, d=d, **opts))
-    if n is None:
-        raise InvalidArgument(f"data kind {kind!r} draws its points: give n, the number of training points.")
+        return spec.source(path, test_path, seed=seed, d=d, **opts)
+    if n is None or d is None:
+        raise InvalidArgument(f"data kind {kind!r} draws its points: give n, the number of training points, and d, "
+                              f"their dimension; got n={n!r}, d={d!r}.")
     X, y = spec.source(n, d, seed=seed, **opts)
     if check_positive_int("n_test", n_test, minimum=0) == 0:
         return X, y, None, None

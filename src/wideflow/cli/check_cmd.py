@@ -1,4 +1,5 @@
-"""``wideflow check``: which assumptions and which theorem hold for one model and data set (Section 3)."""
+"""``wideflow check``: which assumptions and which theorem hold for one model and data set (Section 3): a
+generator's or a user's file (``--data FILE``, of which the training part is checked; :mod:`.data_args`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 from ..io import atomic_json
 from ..theory import check
-from .train_cmd import add_model_arguments, data_from_args, model_from_args
+from .data_args import data_file, data_from_args, describe_data
+from .train_cmd import add_model_arguments, model_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,8 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    X, y, _, _ = data_from_args(args)
-    report = check(model_from_args(args), X, y, reduction=args.reduction, delta=args.delta, verbose=True,
+    data = data_from_args(args, with_test=False)
+    X, y, _, _ = data
+    if data_file(args.data) is not None:
+        print(describe_data(args, data))
+    report = check(model_from_args(args, X.shape[1]), X, y, reduction=args.reduction, delta=args.delta, verbose=True,
                    loss=args.loss)
     if args.json is not None:
         atomic_json(args.json, report)

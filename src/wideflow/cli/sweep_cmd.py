@@ -1,5 +1,8 @@
 """``wideflow sweep FILE``: run a grid of runs (a TOML grid spec) on Dask, resumably.
 
+``--data FILE`` (with ``--test-data``, ``--test-fraction``, ``--standardize``, :mod:`.data_args`) replaces the
+data of every run by a user's file, and ``model.d`` by its number of input columns.
+
 Exit status: 0 when every run succeeded, 1 when at least one failed (the failures are listed, and each
 has an ``error.json`` in its run folder), 2 for an invalid grid spec or option.
 """
@@ -11,9 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InvalidArgument
 from ..io import read_json, to_json
+from ..registry import make_data
 from ..sweep import Store, expand, flatten, load_spec, run_id, run_sweep
 from ..sweep.store import compact
+from .data_args import FILE_KIND, add_file_arguments, file_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,11 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-batch", action="store_true", help="train every run alone (no batching of small runs)")
     p.add_argument("--retries", type=int, default=3, help="re-runs of a task whose worker died (default 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help="train every run on this file instead of the spec's data: a .csv file with a header row and "
+                        "a y column, or a .npz archive with arrays X and y; model.d becomes its number of inputs")
+    add_file_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    configs = expand(load_spec(args.file))
+    spec = load_spec(args.file)
+    if args.data is not None:
+        spec = with_data_file(spec, args)
+    elif args.test_data is not None or args.test_fraction is not None or args.standardize != "none":
+        raise InvalidArgument("--test-data, --test-fraction and --standardize apply to --data FILE, which was not "
+                              f"given; the data of {str(args.file)!r} is set in its [base] and [grid].")
+    configs = expand(spec)
     store = args.store if args.store is not None else Path("out") / "sweeps" / args.file.stem
     if args.dry_run:
         print(_listing(configs, store).to_string(index=False))
@@ -52,6 +68,23 @@ def run(args: argparse.Namespace) -> int:
         config = read_json(store / "runs" / row["run_id"] / "config.json")
         print(f"  failed {row['run_id']}: {row['error']}\n    config: {to_json(config, indent=None, sort_keys=True)}")
     return 0 if failed.empty else 1
+
+
+def with_data_file(spec: dict, args: argparse.Namespace) -> dict:
+    """``spec`` with the data of every run replaced by ``--data FILE`` (read once here, so that a bad file is
+    reported before any run starts) and ``model.d`` of ``[base]`` by the file's number of input columns; an axis
+    of the data or of model.d is refused."""
+    for group in [spec.get("grid", {}), *spec.get("zip", [])]:
+        for key, value in group.items():
+            if key == "data" or (key == "model" and isinstance(value, dict) and "d" in value):
+                raise InvalidArgument(f"--data {args.data} sets the data and model.d of every run, but the grid spec "
+                                      f"{str(args.file)!r} varies {key} in an axis; remove that axis.")
+    options = file_options(args, args.data)
+    X = make_data(FILE_KIND, None, **options)[0]
+    base = {**spec.get("base", {})}
+    base["model"] = {**base.get("model", {}), "d": X.shape[1]}
+    base["data"] = {"kind": FILE_KIND, **options}
+    return {**spec, "base": base}
 
 
 def _listing(configs: list[dict], store: Path) -> pd.DataFrame:

@@ -51,6 +51,7 @@ from ..errors import (
 )
 from ..io import json_digest
 from ..losses import LOSSES
+from ..data import STANDARDIZE
 from ..registry import DATA_KINDS, DEFAULT_DEPTH, TEST_SEED_OFFSET, model_shape
 from ..scalings import get_scaling
 
@@ -68,6 +69,10 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "tags": {},
 }
 _SPEC_KEYS = ("base", "grid", "zip", "seeds", "seed_keys")
+# The settings of a file's test split and standardization (wideflow.data.load_train_test) at their defaults:
+# left out of run_id, so that file runs configured before they existed keep their ids.
+FILE_SPLIT_DEFAULTS: dict[str, Any] = {"seed": DEFAULTS["data"]["seed"],
+                                       **{k: DATA_KINDS["file"].options[k] for k in ("test_fraction", "standardize")}}
 
 
 def normalize(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,12 +108,16 @@ def run_id(config: Mapping[str, Any]) -> str:
 
     The configuration is normalized first, so two configurations that describe the same run (keys in
     another order, a default written out or not, ``1`` for ``1.0``) have the same id. ``train.loss`` enters
-    the hash only when it is not "squared", so the runs of configurations written before it existed keep
-    their ids.
+    the hash only when it is not "squared", and a file's ``data.seed``, ``data.test_fraction`` and
+    ``data.standardize`` only when they differ from :data:`FILE_SPLIT_DEFAULTS`, so the runs of configurations
+    written before these keys existed keep their ids.
     """
     canonical = normalize(config)
     if canonical["train"]["loss"] == "squared":
         canonical["train"] = {k: v for k, v in canonical["train"].items() if k != "loss"}
+    if not DATA_KINDS[canonical["data"]["kind"]].synthetic:
+        canonical["data"] = {k: v for k, v in canonical["data"].items()
+                             if k not in FILE_SPLIT_DEFAULTS or v != FILE_SPLIT_DEFAULTS[k]}
     return json_digest(canonical)  # normalize has checked that it is plain JSON
 
 
@@ -255,18 +264,30 @@ def _data(given: Any, d: int) -> dict[str, Any]:
 
 
 def _file_data(kind: str, given: Mapping[str, Any]) -> dict[str, Any]:
-    """A user's data set, read by ``wideflow.data.load_dataset(path, d=model.d, **options)``.
+    """A user's data set, read by ``wideflow.data.load_train_test(path, test_path, seed=seed, d=model.d,
+    **options)``.
 
-    ``test_path`` (optional) is read with the same options; the loader's keyword options (``x_key``,
-    ``y_column``, ...) are written out with their defaults.
+    The test set is read from ``test_path`` or held out, a ``test_fraction`` of the points drawn with ``seed``
+    (the seed axis sets it, so each seed has its own split); the options (``test_fraction``, ``standardize``,
+    the loader's ``x_key``, ``y_column``, ...) are written out with their defaults.
     """
-    out = _merged("data", given, {"kind": kind, **DATA_KINDS[kind].options})
+    out = _merged("data", given, {"kind": kind, "seed": FILE_SPLIT_DEFAULTS["seed"], **DATA_KINDS[kind].options})
     for key in ("path", "test_path"):
         value = out[key]
         if value is None and key == "test_path":
             continue
         if not isinstance(value, str) or not value:
             raise InvalidType(f"data.{key} must be the path of a .npz or .csv file; got {value!r}.")
+    out["seed"] = check_positive_int("data.seed", out["seed"], minimum=0)
+    fraction = out["test_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+        raise InvalidArgument(f"data.test_fraction must be a number in [0, 1) (0: no held-out test set); "
+                              f"got {fraction!r}.")
+    if fraction and out["test_path"] is not None:
+        raise InvalidArgument(f"data.test_path={out['test_path']!r} and data.test_fraction={fraction!r} were both "
+                              "given; expected one way to get a test set.")
+    out["test_fraction"] = float(fraction)
+    out["standardize"] = check_choice("data.standardize", out["standardize"], STANDARDIZE)
     return out
 
 
