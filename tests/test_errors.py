@@ -702,6 +702,13 @@ between two logging steps is caught even when the loss comes back down (a huge s
 between 2 and about 2.5 times it ReLU nets may "catapult" and still converge; above that it diverges
 (`tests/test_errors.py` checks 0.9x and 2.5x).
 
+A **dead net** stops too: for an activation with σ′ = 1[h > 0] (ReLU) and W the only trained layer, a run that had
+active neurons and, at a logging step, has none left on the training set (σ′(h_i(x_a)) = 0 for every neuron i and point a) while its loss
+is not zero has a gradient that is exactly zero for ever; it raises `TrainingDiverged` ("training stalled", the
+logging step, the loss and the stable step size), even when its loss stayed below the divergence factor
+(`tests/test_dead_runs.py`: P3L(5, 10), 12 points, step_size 1e6, both engines). A net that starts with no active
+neuron (MF at D = ∞) is warned of when it is built instead. Sweeps record either as a failed run.
+
 ## Checkpoints and saved models
 
 ```python

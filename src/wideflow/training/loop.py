@@ -8,6 +8,7 @@ every logging step (0, log_every, 2·log_every, … and the last step); the call
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -135,6 +136,7 @@ class Divergence:
     detected_at: int
     limit: float
     last_state: TrainState | None
+    dead: bool = False  # no neuron is active on the training set any more: the gradient is exactly zero
 
 
 def check_callbacks(callbacks: Any) -> list[Callback]:
@@ -171,8 +173,10 @@ class Driver:
       of ``callbacks`` (functions of each run's :class:`TrainState`);
     - divergence: the loss of every step is recorded on the device and checked at logging steps; a run whose
       loss is non-finite or above ``divergence_factor`` × max(L_0, L of the zero predictor) at any step has
-      diverged. With ``stop_on_divergence`` the driver stops there; otherwise that run's history ends and the
-      others go on;
+      diverged, and so has a ReLU-type run (σ′ = 1[h > 0], only W trained) that had active neurons and has none left on the
+      training set while its loss is not zero (a dead net: its gradient is exactly zero for ever; checked at
+      logging steps, one comparison over H). With ``stop_on_divergence`` the driver stops there; otherwise that
+      run's history ends and the others go on;
     - checkpoints: the engine's state, the random generators and the histories, atomically, every
       ``checkpoint_every`` steps and at the end, to ``checkpoint`` (see :mod:`wideflow.training.checkpoint`);
     - progress: a tqdm bar when ``progress`` (``None``: when standard error is a terminal).
@@ -207,6 +211,9 @@ class Driver:
         watch = LossWatch(min(self.log_every, self.steps), self.start, eng)
         last: list[TrainState | None] = [None] * eng.R
         bar = _progress_bar(self.progress, self.steps, self.start)
+        alive_at_start: list[bool] | None = None
+        # the dead-net rule is stated for W alone: with a trained bias the engine's H leaves b out
+        only_W = [not (model.bias or model.train_c) for model in eng.problem.models]
         try:
             for snap in gradient_descent(eng, steps=self.steps, log_every=self.log_every, start=self.start,
                                          watch=watch):
@@ -215,6 +222,15 @@ class Driver:
                 for r, (step, loss) in watch.first_bad(snap.step, limits).items():
                     if r not in self.diverged:
                         self.diverged[r] = Divergence(step, loss, snap.step, float(limits[r]), last[r])
+                if eng.act.step_derivative:  # σ′ = 1[h > 0]: a run with no h > 0 left can never move again
+                    active = (eng.H > 0).flatten(1).sum(dim=1, dtype=eng.dtype)[:, None]
+                    alive = (eng.reduce_outputs(active)[:, 0] > 0).tolist()  # over every block of a sharded run
+                    if alive_at_start is None:
+                        alive_at_start = alive  # a net that starts inactive (MF at D = ∞) is warned of at build
+                    for r, (was, now) in enumerate(zip(alive_at_start, alive, strict=True)):
+                        if was and not now and snap.losses[r] > 0 and r not in self.diverged and only_W[r]:
+                            self.diverged[r] = Divergence(snap.step, snap.losses[r], snap.step, math.nan, last[r],
+                                                          dead=True)
                 if self.diverged and self.stop_on_divergence:
                     return self
                 self._log(snap, last)

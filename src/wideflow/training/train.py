@@ -177,9 +177,15 @@ def diverged_error(div: Divergence, problem: Problem, rows: list[dict[str, float
     except NonFiniteInput as exc:
         max_step = math.nan
         advice = f"The model is not finite at initialization: {exc}"
+    if div.dead:
+        message = (f"training stalled: at step {div.step} no neuron is active on the training set any more "
+                   f"(σ′(h_i(x_a)) = 0 for every neuron i and point a), so the gradient is exactly zero while the "
+                   f"loss is {div.loss:.3e}: the net is dead and cannot move again. " + advice)
+    else:
+        message = (f"training diverged: the loss {what} at step {div.step} (loss {div.loss:.3e}; detected at step "
+                   f"{div.detected_at}). " + advice)
     return TrainingDiverged(
-        f"training diverged: the loss {what} at step {div.step} (loss {div.loss:.3e}; detected at step "
-        f"{div.detected_at}). " + advice,
+        message,
         step=div.step,
         last_finite_state=div.last_state,
         max_stable_step_size=max_step,
