@@ -264,6 +264,16 @@ CASES: list[Case] = [
     C("data files", "wf.data.load_dataset('holes.csv')", E.NonFiniteInput, ("holes.csv", "NaN", "row 2")),
     C("data files", "wf.data.load_dataset('missing.npz')", E.FileMissing, ("'missing.npz'", "does not exist")),
     C("data files", "wf.data.load_dataset('a_folder.csv')", E.InvalidArgument, ("'a_folder.csv'", "folder")),
+    C("data files", "wf.data.load_dataset('onerow.csv')", E.InvalidShape, ("'onerow.csv'", "one row", "at least 2")),
+    C("data files", "wf.data.load_train_test('train3.csv', 'train3.csv', test_fraction=0.2)", E.InvalidArgument,
+      ("test_path='train3.csv'", "test_fraction=0.2", "one way")),
+    C("data files", "wf.data.load_train_test('train3.csv', standardize='yes')", E.UnknownName,
+      ("standardize", "'yes'", "'xy'")),
+    C("data files", "wf.data.load_train_test('train3.csv', 'test1.csv')", E.InvalidShape,
+      ("'test1.csv'", "'train3.csv'", "missing: ['x2', 'x3']", "extra: []")),
+    C("data files", "wf.data.split_dataset(X, y, 0.01)", E.InvalidArgument, ("test_fraction=0.01", "n=8", "at least one")),
+    C("data files", "sweep.normalize({'data': {'kind': 'file', 'path': 'x.csv', 'test_fraction': 1.5}})",
+      E.InvalidArgument, ("data.test_fraction", "1.5", "[0, 1)")),
     C("configuration files", "sweep.normalize({'model': {'m': 0}})", E.InvalidArgument, ("model.m", "0", ">= 1")),
     C("configuration files", "sweep.normalize({'modle': {}})", E.UnknownName, ("'modle'", "'model'?")),
     C("configuration files", "sweep.normalize({'model': {'activaton': 'relu'}})", E.UnknownName,
@@ -363,6 +373,20 @@ CASES: list[Case] = [
     C("command line", "wideflow reproduce exp1 --out out --seeds 0", E.InvalidArgument, ("seeds", "0", ">= 1")),
     C("command line", "wideflow check -m 0", E.InvalidArgument, ("m", "0", ">= 1")),
     C("command line", "wideflow check --delta 0", E.InvalidArgument, ("delta", "0", "> 0")),
+    C("command line", "wideflow check --data noy.csv", E.InvalidArgument, ("'noy.csv'", "['y']", "header")),
+    C("command line", "wideflow check --data holes.csv", E.NonFiniteInput, ("'holes.csv'", "NaN", "['x2']", "row 2")),
+    C("command line", "wideflow check --data randm_labels", E.UnknownName,
+      ("--data='randm_labels'", ".npz or .csv", "'random_labels'?")),
+    C("command line", "wideflow train --data train3.csv --test-fraction 0", E.InvalidArgument,
+      ("--test-fraction", "0.0", "between 0 and 1")),
+    C("command line", "wideflow train --data train3.csv --test-fraction 0.2 --test-data train3.csv", E.InvalidArgument,
+      ("--test-data train3.csv", "--test-fraction 0.2", "one way")),
+    C("command line", "wideflow train --data train3.csv -d 5", E.InvalidShape, ("'train3.csv'", "d=3", "expected d=5")),
+    C("command line", "wideflow train --data train3.csv", E.InvalidArgument,
+      ("-n 8", "generator", "'train3.csv'", "--test-fraction")),
+    C("command line", "wideflow sweep grid_m0.toml --test-fraction 0.2 --dry-run", E.InvalidArgument,
+      ("--test-fraction", "--data FILE", "'grid_m0.toml'")),
+    C("command line", "wideflow sweep grid_m0.toml --data noy.csv --dry-run", E.InvalidArgument, ("'noy.csv'", "['y']")),
     C("command line", "wideflow reproduce exp1 --out out --config missing.toml", E.FileMissing,
       ("'missing.toml'", "does not exist")),
     C("command line", "wideflow reproduce exp1 --out out --preset tiny --device gpu", E.InvalidArgument,
@@ -755,7 +779,9 @@ and the tests cannot drift. The names in the code are: `X, y = wf.data.random_la
 `H = model.features(X).T`, `c = model.c`, `G = wf.gram(model, X)`, the modules `sweep`, `theory`, `flow`,
 `ntk`, `diagnostics` of wideflow and `wideflow.sklearn.WideNetRegressor`; the files `garbage.pt` (not a torch
 file), `saved_model.pt` (a saved model), `other_run.ckpt` (a checkpoint of another run), `garbage.npz`,
-`words.csv` (a text cell), `holes.csv` (an empty cell), `bad.toml` (not TOML), `grid_m0.toml` (a grid spec
+`words.csv` (a text cell), `holes.csv` (an empty cell), `noy.csv` (columns a, b: no `y`), `onerow.csv` (one
+data row), `train3.csv` (inputs x1, x2, x3 and y, three rows), `test1.csv` (x1 and y), `bad.toml` (not TOML),
+`grid_m0.toml` (a grid spec
 with m = 0), `grid_cuda.toml` (a grid spec whose runs ask for `cuda:99`), `preset_m0.toml` and
 `preset_typo.toml` (reproduce presets with m = 0 and a misspelt key), `sharded.ckpt.rank0-of-2` and
 `sharded.ckpt.rank1-of-2` (the checkpoint files of a 2-process run) and the folders `a_folder` and
