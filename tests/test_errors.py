@@ -202,6 +202,10 @@ CASES: list[Case] = [
     C("save/load", "wf.WideNet(lambda X: X, 10, d=3).save('callable.pt')", E.InvalidArgument, ("callable", "cannot be saved")),
     C("save/load", "model.save('a_folder')", E.OutputError, ("'a_folder'", "folder")),
     C("save/load", "model.save('garbage.pt/model.wfm')", E.OutputError, ("'garbage.pt/model.wfm'", "could not write")),
+    C("save/load", "from wideflow.tensorboard import TensorBoardLogger; TensorBoardLogger(5)", E.InvalidType,
+      ("log_dir", "int 5", "folder")),
+    C("save/load", "from wideflow.tensorboard import TensorBoardLogger; TensorBoardLogger('tb', tracker='eta')",
+      E.InvalidType, ("tracker", "'eta'", "FeatureTracker")),
     # ---------------------------------------------------------------- D = ∞ and sharded runs
     C("D = ∞", "wf.P3L(3, 16, D=math.inf).W", E.InvalidArgument, ("D = ∞", "W", "features")),
     C("D = ∞", "setattr(wf.P3L(3, 16, D=math.inf), 'W', torch.zeros(16, 5))", E.InvalidArgument, ("D = ∞", "W")),
@@ -360,6 +364,7 @@ CASES: list[Case] = [
     C("command line", "wideflow train --reduction avg", E.UnknownName, ("'avg'", "'mean'")),
     C("command line", "wideflow train --step-size 1e6 --activation linear", E.TrainingDiverged, ("diverged", "2N/λ_max")),
     C("command line", "wideflow train --out garbage.pt", E.OutputError, ("--out", "'garbage.pt'", "folder")),
+    C("command line", "wideflow train --tensorboard garbage.pt", E.OutputError, ("log_dir", "'garbage.pt'", "folder")),
     C("command line", "wideflow train --loss logist", E.UnknownName, ("'logist'", "'logistic'?")),
     C("command line", "wideflow train --loss logistic", E.InvalidArgument, ("y", "-1 and +1")),
     C("command line", "wideflow train --checkpoint-every 5", E.InvalidArgument, ("checkpoint_every", "checkpoint=")),
@@ -526,7 +531,7 @@ def test_bad_input_gets_a_clear_error(index: int, outcomes: list[Outcome]) -> No
 
 def test_error_classes_are_builtin_subclasses() -> None:
     """Generic handlers keep working: every concrete class is also a built-in exception."""
-    builtin = (ValueError, TypeError, RuntimeError, FileNotFoundError)
+    builtin = (ValueError, TypeError, RuntimeError, FileNotFoundError, ImportError)
     for name in E.__all__:
         cls = getattr(E, name)
         if cls is not E.WideflowError:
@@ -705,6 +710,7 @@ built-in exception, so `except ValueError` keeps working:
 | `FileMissing` | `FileNotFoundError` | a file to read does not exist |
 | `CheckpointError` | `RuntimeError` | a model or checkpoint file that cannot be read or belongs to another run |
 | `OutputError` | `RuntimeError` | a result file that cannot be written |
+| `MissingDependency` | `ImportError` | an optional package a feature needs is not installed (TensorBoard event files: `pip install "wideflow[tensorboard]"`) |
 | `TrainingDiverged` | `RuntimeError` | the loss became non-finite or exploded; carries `step`, `last_finite_state`, `max_stable_step_size` (2N/λ_max(K_0)) and `history` |
 | `DistributedMismatch` (`wideflow.distributed`) | `RuntimeError` | the processes of a sharded run were given different models, data or settings (found by a fingerprint all-gather at the start, on every rank, naming what differs) |
 | `DistributedFailure` (`wideflow.distributed`) | `RuntimeError` | another process of a sharded run died or cannot be reached (the all-reduce failed) |

@@ -24,6 +24,7 @@ __all__ = [
     "CheckpointError",
     "FileMissing",
     "OutputError",
+    "MissingDependency",
 ]
 
 
@@ -65,6 +66,11 @@ class FileMissing(WideflowError, FileNotFoundError):
 
 class OutputError(WideflowError, RuntimeError):
     """A result (history, model, checkpoint) could not be written where it was asked to go."""
+
+
+class MissingDependency(WideflowError, ImportError):
+    """An optional package that a feature needs (TensorBoard event files, the documentation site) is not
+    installed; the message names the ``pip install`` extra that brings it."""
 
 
 class TrainingDiverged(WideflowError, RuntimeError):
