@@ -39,6 +39,7 @@ from .errors import (
     check_positive_int,
     check_seed,
 )
+from .display import check_html
 from .fits import fit_power, fit_rate
 from .kernels import expected_gram, gram, limit_depth, limit_gram
 from .losses import get_loss
@@ -61,6 +62,7 @@ __all__ = [
     "lemma1_envelope",
     "lemma3_constant",
     "check",
+    "CheckReport",
     "format_check",
 ]
 
@@ -396,7 +398,19 @@ def check(model: Any, X: Any, y: Any, *, reduction: str = "mean", delta: float =
     }
     if verbose:
         print(format_check(report))
-    return report
+    return CheckReport(report)
+
+
+class CheckReport(dict):
+    """What :func:`check` returns: a dict with the keys its docstring lists (so JSON and ``report["theorem"]``
+    work as before), shown in Jupyter as the table of Section 3's conditions (:func:`wideflow.display.check_html`)
+    and printed by ``str`` as :func:`format_check`'s table."""
+
+    def __str__(self) -> str:
+        return format_check(self)
+
+    def _repr_html_(self) -> str:
+        return check_html(self)
 
 
 def _theorem(model: Any, cond: dict[str, dict[str, Any]]) -> tuple[str | None, str]:

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from .._tensor import parse_device
 from ..activations import get_activation
+from ..display import claims_html
 from ..engines import METHODS, REDUCTIONS
 from ..errors import (
     InvalidArgument,
@@ -263,6 +264,10 @@ class Claim:
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(asdict(self))
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the claim's row of :func:`wideflow.display.claims_html`."""
+        return claims_html([self.to_dict()])
 
 
 # ------------------------------------------------------------------------------------------- files

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..display import train_result_html
 from ..model import WideNet
 
 __all__ = ["TrainState", "TrainResult"]
@@ -73,3 +74,7 @@ class TrainResult:
         if "test_accuracy" not in self.history:
             return None
         return float(self.history["test_accuracy"].iloc[-1])
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: settings, final numbers, the loss curve and the history's last rows."""
+        return train_result_html(self)
