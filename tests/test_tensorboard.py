@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 import wideflow as wf
 from wideflow.cli import main
+from wideflow.errors import MissingDependency
 
 pytest.importorskip("tensorboard", reason="the tensorboard package is not installed (pip install -e '.[tensorboard]')")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -65,3 +67,12 @@ def test_rate_is_left_out_where_a_loss_is_zero(tmp_path: Path) -> None:
             logger(wf.TrainState(step=step, time=float(step), train_loss=loss, test_error=None, f=None, H=None))
     events = _events(tmp_path / "tb")
     assert events["loss/train"][0] == [0, 1, 2] and "rate/train" not in events
+
+
+def test_without_the_tensorboard_package_the_error_names_the_extra(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an install without it sees
+    with pytest.raises(MissingDependency, match=r'pip install "wideflow\[tensorboard\]"'):
+        TensorBoardLogger(tmp_path / "tb")
+    assert main(["train", "-n", "8", "-d", "3", "-m", "8", "--steps", "2", "--tensorboard", str(tmp_path / "tb")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("wideflow: error: MissingDependency:")
