@@ -548,9 +548,13 @@ def test_errors_survive_pickling() -> None:
     assert back.step == info.value.step and back.max_stable_step_size == info.value.max_stable_step_size
     assert back.last_finite_state.step == info.value.last_finite_state.step
     pd.testing.assert_frame_equal(back.history, info.value.history)
+    stalled = E.TrainingStalled("stalled", step=3, last_finite_state=None, max_stable_step_size=0.5,
+                                history=info.value.history)
+    back = pickle.loads(pickle.dumps(stalled))
+    assert type(back) is E.TrainingStalled and (str(back), back.step, back.max_stable_step_size) == ("stalled", 3, 0.5)
     for name in E.__all__:
         cls = getattr(E, name)
-        if cls is not E.TrainingDiverged:
+        if not issubclass(cls, E.TrainingDiverged):
             assert str(pickle.loads(pickle.dumps(cls("m=0 is bad")))) == "m=0 is bad", name
 
 
@@ -712,6 +716,7 @@ built-in exception, so `except ValueError` keeps working:
 | `OutputError` | `RuntimeError` | a result file that cannot be written |
 | `MissingDependency` | `ImportError` | an optional package a feature needs is not installed (TensorBoard event files: `pip install "wideflow[tensorboard]"`) |
 | `TrainingDiverged` | `RuntimeError` | the loss became non-finite or exploded; carries `step`, `last_finite_state`, `max_stable_step_size` (2N/λ_max(K_0)) and `history` |
+| `TrainingStalled` | `RuntimeError` (via `TrainingDiverged`) | a net left with no active neuron on the training set: the gradient is exactly 0 while the loss is not; the same attributes |
 | `DistributedMismatch` (`wideflow.distributed`) | `RuntimeError` | the processes of a sharded run were given different models, data or settings (found by a fingerprint all-gather at the start, on every rank, naming what differs) |
 | `DistributedFailure` (`wideflow.distributed`) | `RuntimeError` | another process of a sharded run died or cannot be reached (the all-reduce failed) |
 
@@ -727,17 +732,29 @@ max(L_0, loss of the zero predictor), it raises `TrainingDiverged` with the firs
 `last_finite_state` (the `TrainState` of the last logged step), the `history` so far and
 `max_stable_step_size` = 2N/λ_max(K_0), where K_0 is the tangent kernel at initialization of every trained
 parameter (W, and c and b when trained), as neural-tangents' `max_learning_rate` computes it. A blow-up
-between two logging steps is caught even when the loss comes back down (a huge step can kill every ReLU).
+between two logging steps is caught even when the loss comes back down.
 `wf.max_stable_step_size(model, X, reduction)` gives the same number before training. GD converges below it;
-between 2 and about 2.5 times it ReLU nets may "catapult" and still converge; above that it diverges
-(`tests/test_errors.py` checks 0.9x and 2.5x).
+between 1 and about 2.5 times it ReLU nets may "catapult" (the loss rises, the kernel shrinks, GD converges); above
+that they mostly diverge (`tests/test_errors.py` checks 0.9x and 2.5x).
 
-A **dead net** stops too: for an activation with σ′ = 1[h > 0] (ReLU) and W the only trained layer, a run that had
-active neurons and, at a logging step, has none left on the training set (σ′(h_i(x_a)) = 0 for every neuron i and point a) while its loss
-is not zero has a gradient that is exactly zero for ever; it raises `TrainingDiverged` ("training stalled", the
-logging step, the loss and the stable step size), even when its loss stayed below the divergence factor
-(`tests/test_dead_runs.py`: P3L(5, 10), 12 points, step_size 1e6, both engines). A net that starts with no active
-neuron (MF at D = ∞) is warned of when it is built instead. Sweeps record either as a failed run.
+A **spike beyond the catapult range** is divergence too, even when the loss comes back down: at a step size above
+6·δ_max (`CATAPULT_RANGE` in `wideflow.training.loop`; the largest catapult step size Lewkowycz et al. (2020) report
+for ReLU nets, about 12/λ_0 in their units, is 6·δ_max here), a loss above 1e3 (`SPIKE_FACTOR`) times max(L_0, loss of
+the zero predictor) at any step raises `TrainingDiverged` at that step. δ_max is computed only when a loss crosses that
+line. Measured (both ends are checked in `tests/test_dead_runs.py`): catapults at 1.5-2.2·δ_max (ReLU, m = 512 and 4096, ours and NTK, two
+seeds) rose up to 9e7-fold and converged, so the factor 1e8 alone applies there; beyond 6·δ_max the runs that the
+factor did not stop rose at most 39-fold (P3L, m = 256, 10·δ_max; tanh nets up to 1e4·δ_max: 5-fold) and trained
+on; the case that motivated the rule, P3L(5, 10) on 12 points at step_size 1e6 (3e4·δ_max), rose 3.5e7-fold at
+step 1, killed every neuron and fell back to the loss of f ≡ 0.
+
+A **dead net** stops with `TrainingStalled` (a `TrainingDiverged`, so handlers of failed runs see it): a run that
+had active neurons and, at a logging step, has none left on the training set (σ′(h_i(x_a)) = 0 for every neuron i
+and point a, and σ(h_i(x_a)) = 0 too when c is trained) while its loss is not zero has a gradient that is exactly zero
+for ever, whatever is trained (W, b, c). The error names the logging step, the loss and the stable step size;
+`history` ends at the last logged step. The check is one comparison over H at logging steps, summed over the
+blocks of a sharded run, in every engine and in batched sweeps (only the dead run of a batch stops). A net that
+starts with no active neuron (MF at D = ∞ with ReLU) is warned of when it is built instead. Sweeps record either
+error as a failed run.
 
 ## Checkpoints and saved models
 

@@ -8,7 +8,7 @@ from . import activations, data, embeddings, errors, scalings
 from ._version import __version__
 from .activations import Activation, get_activation, register_activation
 from .training import TrainResult, TrainState, train
-from .errors import TrainingDiverged, WideflowError
+from .errors import TrainingDiverged, TrainingStalled, WideflowError
 from .interop import from_module, to_module
 from .kernels import gram, limit_gram, max_stable_step_size, tangent_kernel
 from . import diagnostics, engines, gradflow, ntk, theory, training  # wideflow.plotting (matplotlib) is imported on demand
@@ -64,6 +64,7 @@ __all__ = [
     "pl_bound",
     "WideflowError",
     "TrainingDiverged",
+    "TrainingStalled",
     "max_stable_step_size",
     "to_module",
     "from_module",

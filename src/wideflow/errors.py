@@ -21,6 +21,7 @@ __all__ = [
     "UnknownName",
     "KernelEngineUnavailable",
     "TrainingDiverged",
+    "TrainingStalled",
     "CheckpointError",
     "FileMissing",
     "OutputError",
@@ -107,13 +108,23 @@ class TrainingDiverged(WideflowError, RuntimeError):
 
     def __reduce__(self) -> tuple:
         """Pickle with the attributes (errors cross process boundaries, e.g. from Dask workers)."""
-        return (_rebuild_diverged, (str(self), self.step, self.last_finite_state, self.max_stable_step_size,
-                                    self.history))
+        return (_rebuild_diverged, (type(self), str(self), self.step, self.last_finite_state,
+                                    self.max_stable_step_size, self.history))
 
 
-def _rebuild_diverged(message: str, step: int, last: Any, max_step: float | None, history: Any) -> TrainingDiverged:
-    return TrainingDiverged(message, step=step, last_finite_state=last, max_stable_step_size=max_step,
-                            history=history)
+class TrainingStalled(TrainingDiverged):
+    """No neuron of the trained layer is active on the training set: σ′(h_i(x_a)) = 0 for every neuron i and
+    point a (and σ = 0 too when c is trained), so the gradient is exactly 0 while the loss is not and GD can
+    never move again (a dead ReLU net, or one saturated to σ′ = 0 in floating point).
+
+    A subclass of :class:`TrainingDiverged` with the same attributes (``step`` is the logging step where it was
+    found, ``last_finite_state`` the state there), so that a handler of failed runs sees both.
+    """
+
+
+def _rebuild_diverged(cls: type[TrainingDiverged], message: str, step: int, last: Any, max_step: float | None,
+                      history: Any) -> TrainingDiverged:
+    return cls(message, step=step, last_finite_state=last, max_stable_step_size=max_step, history=history)
 
 
 def closest(name: str, valid: Iterable[str]) -> str:

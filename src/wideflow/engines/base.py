@@ -172,6 +172,19 @@ class Engine:
             return torch.gt(H, 0, out=out).mul_(self._c_col)
         return torch.mul(self.act.deriv(H), self._c_col, out=out)
 
+    def active(self) -> list[bool]:
+        """Per run, whether some trained parameter can still move: σ′(h_i(x_a)) ≠ 0 for some neuron i and training
+        point a (the factor Ã of the W and b gradients, eq. (8)), or σ(h_i(x_a)) ≠ 0 for a run that trains c.
+        Counted over this process's neurons and summed over blocks (:meth:`reduce_outputs`), so a sharded run
+        asks about the whole layer; one pass over H, for the driver's logging steps."""
+        H = self.H
+        live = H > 0 if self.act.step_derivative else self.act.deriv(H) != 0
+        count = live.sum(dim=(1, 2), dtype=self.dtype)
+        trains_c = torch.tensor([model.train_c for model in self.problem.models], device=self.device)
+        if bool(trains_c.any()):
+            count += trains_c * (self.act(H) != 0).sum(dim=(1, 2), dtype=self.dtype)
+        return (self.reduce_outputs(count[:, None])[:, 0] > 0).tolist()
+
     def losses(self, e: torch.Tensor, f: torch.Tensor | None = None) -> list[float]:
         """L = (1/N) Σ_a ℓ(f_a, y_a) of each run: (1/2N) Σ_a e_a² for the squared loss (eq. (6)), from the
         outputs ``f`` (default: the engine's current ones) for the others."""

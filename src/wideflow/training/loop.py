@@ -18,16 +18,22 @@ from typing import Any
 import torch
 
 from ..engines import Engine
-from ..errors import InvalidType
+from ..errors import InvalidType, NonFiniteInput
+from ..kernels import max_stable_step_size
 from .checkpoint import save_checkpoint
 from .results import TrainState
 
-__all__ = ["gradient_descent", "Snapshot", "Driver", "Divergence", "LossWatch", "check_callbacks", "DIVERGENCE_FACTOR"]
+__all__ = ["gradient_descent", "Snapshot", "Driver", "Divergence", "LossWatch", "first_above", "check_callbacks",
+           "DIVERGENCE_FACTOR", "CATAPULT_RANGE", "SPIKE_FACTOR"]
 
 Callback = Callable[[TrainState], dict[str, float]]
 
 #: A run has diverged when its loss exceeds this factor times max(L_0, L of the zero predictor).
 DIVERGENCE_FACTOR = 1e8
+#: ... or exceeds SPIKE_FACTOR times that scale at a step size above CATAPULT_RANGE times the stability bound
+#: δ_max = 2N/λ_max(K_0); docs/errors.md ("Divergence") has the rule and the measurements behind both numbers.
+CATAPULT_RANGE = 6.0
+SPIKE_FACTOR = 1e3
 
 
 @dataclass
@@ -112,31 +118,42 @@ class LossWatch:
         else:
             torch.sum(self.loss.value(f, self.y), dim=1, out=self._flat[k % self.period])
 
-    def first_bad(self, k: int, limits: torch.Tensor) -> dict[int, tuple[int, float]]:
-        """Per run, the first step in (last check, k] (or k itself at the start) whose loss is non-finite or
-        above its limit: {run: (step, loss)}."""
+    def window(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The steps in (last check, k] (or k itself at the start) and their losses (T, R), float64 on the CPU:
+        the one host transfer of a check."""
         steps = torch.arange(min(self.checked + 1, k), k + 1)
         self.checked = k
         losses = (self.scale / self.N) * self.sq[(steps % self.period).to(self.sq.device)].double().cpu()[:, :, 0, 0]
-        bad = ~torch.isfinite(losses) | (losses > limits)
-        out: dict[int, tuple[int, float]] = {}
-        for r in bad.any(dim=0).nonzero().flatten().tolist():
-            i = int(bad[:, r].nonzero()[0, 0])
-            out[r] = (int(steps[i]), float(losses[i, r]))
-        return out
+        return steps, losses
+
+
+def first_above(steps: torch.Tensor, losses: torch.Tensor, limits: torch.Tensor) -> dict[int, tuple[int, float]]:
+    """Per run, the first of ``steps`` whose loss (a row of ``losses`` (T, R)) is non-finite or above the run's
+    limit: {run: (step, loss)}."""
+    bad = ~torch.isfinite(losses) | (losses > limits)
+    out: dict[int, tuple[int, float]] = {}
+    for r in bad.any(dim=0).nonzero().flatten().tolist():
+        i = int(bad[:, r].nonzero()[0, 0])
+        out[r] = (int(steps[i]), float(losses[i, r]))
+    return out
 
 
 @dataclass
 class Divergence:
     """A run whose loss blew up: the first bad step and loss, the logging step where it was detected, the
-    last logged finite state (run ``r`` of a single run only) and the limit it crossed."""
+    last logged finite state (run ``r`` of a single run only) and the limit it crossed.
+
+    ``kind``: "loss" (non-finite, or above ``divergence_factor`` × the scale), "spike" (above
+    :data:`SPIKE_FACTOR` × the scale at a step size beyond :data:`CATAPULT_RANGE` × ``max_step``, the run's
+    stability bound) or "dead" (no active neuron left at the logging step ``step``: the gradient is exactly 0)."""
 
     step: int
     loss: float
     detected_at: int
     limit: float
     last_state: TrainState | None
-    dead: bool = False  # no neuron is active on the training set any more: the gradient is exactly zero
+    kind: str = "loss"
+    max_step: float = math.nan
 
 
 def check_callbacks(callbacks: Any) -> list[Callback]:
@@ -173,10 +190,12 @@ class Driver:
       of ``callbacks`` (functions of each run's :class:`TrainState`);
     - divergence: the loss of every step is recorded on the device and checked at logging steps; a run whose
       loss is non-finite or above ``divergence_factor`` × max(L_0, L of the zero predictor) at any step has
-      diverged, and so has a ReLU-type run (σ′ = 1[h > 0], only W trained) that had active neurons and has none left on the
-      training set while its loss is not zero (a dead net: its gradient is exactly zero for ever; checked at
-      logging steps, one comparison over H). With ``stop_on_divergence`` the driver stops there; otherwise that
-      run's history ends and the others go on;
+      diverged, and so has a run whose loss exceeds :data:`SPIKE_FACTOR` × that scale at any step while its step
+      size is above :data:`CATAPULT_RANGE` × its stability bound (:meth:`max_step`, computed only then), even if
+      the loss comes back down; a run that had active neurons and has none left at a logging step
+      (:meth:`~wideflow.engines.Engine.active`: no trained parameter can move) while its loss is not zero is
+      dead (its gradient is exactly zero for ever). With ``stop_on_divergence`` the driver stops there;
+      otherwise that run's history ends and the others go on;
     - checkpoints: the engine's state, the random generators and the histories, atomically, every
       ``checkpoint_every`` steps and at the end, to ``checkpoint`` (see :mod:`wideflow.training.checkpoint`);
     - progress: a tqdm bar when ``progress`` (``None``: when standard error is a terminal).
@@ -197,6 +216,20 @@ class Driver:
         self.rows: list[list[dict[str, float]]] = rows or [[] for _ in range(engine.R)]
         self.diverged: dict[int, Divergence] = {}
         self.final: Snapshot | None = None
+        self._max_steps: dict[int, float] = {}
+        self._alive_at_start: list[bool] | None = None
+
+    def max_step(self, r: int) -> float:
+        """The stability bound of run ``r``, 2N/(ℓ''·λ_max(K_0)) (:func:`~wideflow.kernels.max_stable_step_size`
+        of the initial model), computed on first use; ``inf`` when K_0 = 0 or is not finite."""
+        if r not in self._max_steps:
+            problem = self.engine.problem
+            try:
+                bound = max_stable_step_size(problem.models[r], problem.X[r], problem.reductions[r])
+            except NonFiniteInput:
+                bound = math.inf
+            self._max_steps[r] = bound / problem.loss.max_curvature
+        return self._max_steps[r]
 
     def _limits(self) -> torch.Tensor:
         """Per run: the divergence limit, ``divergence_factor`` × max(L of the zero predictor, L_0 if known)."""
@@ -211,26 +244,12 @@ class Driver:
         watch = LossWatch(min(self.log_every, self.steps), self.start, eng)
         last: list[TrainState | None] = [None] * eng.R
         bar = _progress_bar(self.progress, self.steps, self.start)
-        alive_at_start: list[bool] | None = None
-        # the dead-net rule is stated for W alone: with a trained bias the engine's H leaves b out
-        only_W = [not (model.bias or model.train_c) for model in eng.problem.models]
         try:
             for snap in gradient_descent(eng, steps=self.steps, log_every=self.log_every, start=self.start,
                                          watch=watch):
                 if snap.step == 0:
                     limits = torch.maximum(limits, self.factor * torch.tensor(snap.losses, dtype=torch.float64))
-                for r, (step, loss) in watch.first_bad(snap.step, limits).items():
-                    if r not in self.diverged:
-                        self.diverged[r] = Divergence(step, loss, snap.step, float(limits[r]), last[r])
-                if eng.act.step_derivative:  # σ′ = 1[h > 0]: a run with no h > 0 left can never move again
-                    active = (eng.H > 0).flatten(1).sum(dim=1, dtype=eng.dtype)[:, None]
-                    alive = (eng.reduce_outputs(active)[:, 0] > 0).tolist()  # over every block of a sharded run
-                    if alive_at_start is None:
-                        alive_at_start = alive  # a net that starts inactive (MF at D = ∞) is warned of at build
-                    for r, (was, now) in enumerate(zip(alive_at_start, alive, strict=True)):
-                        if was and not now and snap.losses[r] > 0 and r not in self.diverged and only_W[r]:
-                            self.diverged[r] = Divergence(snap.step, snap.losses[r], snap.step, math.nan, last[r],
-                                                          dead=True)
+                self._check(snap, watch, limits, last)
                 if self.diverged and self.stop_on_divergence:
                     return self
                 self._log(snap, last)
@@ -247,6 +266,26 @@ class Driver:
         if self.checkpoint is not None:
             save_checkpoint(self.checkpoint, eng, self.settings, self.steps, self.rows)
         return self
+
+    def _check(self, snap: Snapshot, watch: LossWatch, limits: torch.Tensor, last: list[TrainState | None]) -> None:
+        """The rules of the class docstring: the divergence rules over the steps since the last check, the
+        dead-net rule at this logging step; the runs that broke one are added to ``diverged``."""
+        steps, losses = watch.window(snap.step)
+        spikes = first_above(steps, losses, limits * (SPIKE_FACTOR / self.factor))
+        for r, (step, loss) in first_above(steps, losses, limits).items():
+            spikes.pop(r, None)
+            if r not in self.diverged:
+                self.diverged[r] = Divergence(step, loss, snap.step, float(limits[r]), last[r])
+        for r, (step, loss) in spikes.items():
+            if r not in self.diverged and self.engine.delta[r] > CATAPULT_RANGE * self.max_step(r):
+                self.diverged[r] = Divergence(step, loss, snap.step, float(limits[r]) * SPIKE_FACTOR / self.factor,
+                                              last[r], "spike", self.max_step(r))
+        alive = self.engine.active()  # over every block of a sharded run
+        if self._alive_at_start is None:
+            self._alive_at_start = alive  # a net that starts inactive (MF at D = ∞) is warned of at build
+        for r, (was, now) in enumerate(zip(self._alive_at_start, alive, strict=True)):
+            if was and not now and snap.losses[r] > 0 and r not in self.diverged:
+                self.diverged[r] = Divergence(snap.step, snap.losses[r], snap.step, math.nan, last[r], "dead")
 
     def _log(self, snap: Snapshot, last: list[TrainState | None]) -> None:
         test = snap.test()

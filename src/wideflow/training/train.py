@@ -22,6 +22,7 @@ from ..engines import choose_method, make_engine
 from ..errors import (
     NonFiniteInput,
     TrainingDiverged,
+    TrainingStalled,
     check_bool,
     check_choice,
     check_positive_float,
@@ -33,7 +34,7 @@ from ..kernels import max_stable_step_size
 from ..losses import LOSSES, get_loss
 from ..model import WideNet, check_model
 from .checkpoint import check_checkpointing, checkpoint_steps, fingerprint, load_checkpoint
-from .loop import DIVERGENCE_FACTOR, Divergence, Driver, check_callbacks
+from .loop import CATAPULT_RANGE, DIVERGENCE_FACTOR, SPIKE_FACTOR, Divergence, Driver, check_callbacks
 from .results import TrainResult, TrainState
 
 __all__ = ["train"]
@@ -80,8 +81,10 @@ def train(
     divergence_factor: stop with :class:`~wideflow.errors.TrainingDiverged` as soon as the loss at any step
         is non-finite or exceeds this factor (> 1) times max(L_0, L of the zero predictor). The loss of every
         step is recorded on the device and checked at logging steps, so a blow-up between two logging
-        steps is caught even if the loss falls back afterwards. The error carries the step, the last
-        logged finite state, the history and :func:`~wideflow.kernels.max_stable_step_size`.
+        steps is caught even if the loss falls back afterwards. So is a loss above 1e3 times that scale at a
+        step size above 6 times the stable one, and a net left with no active neuron (the gradient exactly 0;
+        :class:`~wideflow.errors.TrainingStalled`); docs/errors.md has the rules. The error carries the step,
+        the last logged finite state, the history and :func:`~wideflow.kernels.max_stable_step_size`.
     checkpoint, checkpoint_every: write an atomic checkpoint (engine state, random generator states,
         history) to this path every ``checkpoint_every`` steps (a multiple of ``log_every``; by default
         about ten per run) and at the end.
@@ -177,14 +180,18 @@ def diverged_error(div: Divergence, problem: Problem, rows: list[dict[str, float
     except NonFiniteInput as exc:
         max_step = math.nan
         advice = f"The model is not finite at initialization: {exc}"
-    if div.dead:
+    if div.kind == "spike":
+        what = (f"exceeded {SPIKE_FACTOR:g} times max(L_0, L of the zero predictor) = {div.limit / SPIKE_FACTOR:.3e} "
+                f"with step_size more than {CATAPULT_RANGE:g} times the stable one (beyond any catapult: the run is "
+                "not trusted even if its loss comes back down)")
+    if div.kind == "dead":
         message = (f"training stalled: at step {div.step} no neuron is active on the training set any more "
                    f"(σ′(h_i(x_a)) = 0 for every neuron i and point a), so the gradient is exactly zero while the "
                    f"loss is {div.loss:.3e}: the net is dead and cannot move again. " + advice)
     else:
         message = (f"training diverged: the loss {what} at step {div.step} (loss {div.loss:.3e}; detected at step "
                    f"{div.detected_at}). " + advice)
-    return TrainingDiverged(
+    return (TrainingStalled if div.kind == "dead" else TrainingDiverged)(
         message,
         step=div.step,
         last_finite_state=div.last_state,
