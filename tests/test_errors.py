@@ -406,6 +406,14 @@ CASES: list[Case] = [
       E.InvalidArgument, ("real.n_test + max(real.n)", "1797", "digits")),
     C("command line", "wideflow reproduce real --out out --preset tiny --config preset_real_odd.toml",
       E.InvalidArgument, ("real.m", "[15]", "even")),
+    C("command line", "wideflow reproduce real --out out --preset tiny --config preset_real_txt.toml",
+      E.InvalidArgument, ("real.data", "'mydata.txt'", "'digits'", ".npz, .csv")),
+    C("command line", "wideflow reproduce real --out out --preset tiny --config preset_real_nofile.toml",
+      E.FileMissing, ("'nothere.csv'", "does not exist")),
+    C("command line", "wideflow reproduce real --out out --preset tiny --config preset_real_noy.toml",
+      E.InvalidArgument, ("'noy.csv'", "['y']")),
+    C("command line", "wideflow reproduce real --out out --preset tiny --config preset_real_small.toml",
+      E.InvalidArgument, ("real.n_test + max(real.n)", "3 points", "'train3.csv'")),
 ]
 
 
@@ -438,6 +446,10 @@ def _workspace() -> Iterator[dict[str, Any]]:
             Path("preset_typo.toml").write_text("[exp1]\nstpes = 10\n")
             Path("preset_real_big.toml").write_text("[real]\nn = [2000]\n")
             Path("preset_real_odd.toml").write_text("[real]\nm = [15]\n")
+            Path("preset_real_txt.toml").write_text("[real]\ndata = 'mydata.txt'\n")
+            Path("preset_real_nofile.toml").write_text("[real]\ndata = 'nothere.csv'\n")
+            Path("preset_real_noy.toml").write_text("[real]\ndata = 'noy.csv'\n")
+            Path("preset_real_small.toml").write_text("[real]\ndata = 'train3.csv'\n")
             Path("grid_cuda.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 8}\n"
                                               "train = {device = 'cuda:99'}\n")
             Path("a_folder").mkdir()

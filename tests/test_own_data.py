@@ -182,3 +182,32 @@ def test_file_run_ids_do_not_change_with_the_split_keys() -> None:
     config = {"data": {"kind": "file", "path": "x.npz", "test_path": "t.npz"}, "model": {"d": 3, "m": 8}}
     assert run_id(config) == "c54c9eb814e9cd77"
     assert run_id({**config, "data": {**config["data"], "test_path": None, "test_fraction": 0.2}}) != run_id(config)
+
+
+def test_reproduce_real_on_a_pandas_csv_from_a_config(tmp_path: Path, one_torch_thread) -> None:
+    """``[real] data = FILE`` in a ``--config`` file runs Experiment 3's comparison on the user's CSV: d is the
+    file's number of inputs, every seed gets its own split, and an edited file is a new data source (its runs are
+    computed again, never reused from the old file)."""
+    path = tmp_path / "mydata.csv"
+    _table(60, 4).to_csv(path, index=False)
+    config = tmp_path / "real.toml"
+    config.write_text(f"[run]\nn_test = 20\nseeds = 2\n[real]\ndata = '{path.as_posix()}'\nm = [8]\nn = [16, 32]\n"
+                      "steps = 20\nlog_every = 10\n")
+    out = tmp_path / "out"
+    printed = _cli("reproduce", "real", "--preset", "tiny", "--config", str(config), "--out", str(out),
+                   "--no-progress")
+    assert "12 runs, 12 computed now" in printed  # 3 scalings × 2 n × 2 seeds
+    runs = pd.read_csv(out / "real" / "runs.csv")
+    assert set(runs["model.d"]) == {4} and set(runs["status"]) == {"ok"}
+    table = pd.read_csv(out / "real" / "real_test_error.csv")
+    assert len(table) == 12 and np.isfinite(table["test_error"]).all()
+    assert "the data file" in (out / "REPORT.md").read_text()
+    again = _cli("reproduce", "real", "--preset", "tiny", "--config", str(config), "--out", str(out),
+                 "--no-progress")
+    assert "12 runs, 0 computed now" in again
+    edited = _table(60, 4)
+    edited["y"] = -edited["y"]
+    edited.to_csv(path, index=False)
+    changed = _cli("reproduce", "real", "--preset", "tiny", "--config", str(config), "--out", str(out),
+                   "--no-progress")
+    assert "12 runs, 12 computed now" in changed

@@ -11,7 +11,7 @@ from .training import TrainResult, TrainState, train
 from .errors import TrainingDiverged, TrainingStalled, WideflowError
 from .interop import from_module, to_module
 from .kernels import gram, limit_gram, max_stable_step_size, tangent_kernel
-from . import diagnostics, engines, gradflow, ntk, theory, training  # wideflow.plotting (matplotlib) is imported on demand
+from . import diagnostics, display, engines, gradflow, ntk, theory, training  # wideflow.plotting (matplotlib) is imported on demand
 from .diagnostics import FeatureTracker, width_sweep
 from .gradflow import compare_gd_to_flow, flow, gradient_flow
 from .ntk import ntk_kernel, ntk_predictor
@@ -46,6 +46,7 @@ __all__ = [
     "limit_gram",
     "tangent_kernel",
     "diagnostics",
+    "display",
     "engines",
     "training",
     "gradflow",

@@ -16,7 +16,8 @@ Each experiment module defines ``NAME``, ``TITLE``, ``KEYS`` (its preset table's
 ``configs(settings)`` (its run configurations), ``tables(runs, history, arrays, settings)`` (tidy
 DataFrames from the results), ``figures(tables, folder, settings)`` and ``claims(tables, settings)``
 (the paper's claims with the measured numbers and a verdict), so that the verdicts are plain functions
-of DataFrames; optionally ``prepare(settings, folder)`` (files its runs read), ``extras(tables, settings)``
+of DataFrames; optionally ``prepare(settings, folder)`` (files its runs read), ``title(settings)`` (a title that
+depends on the settings, used instead of ``TITLE``), ``extras(tables, settings)``
 (tables of ``summary.json`` beyond the claims) and ``run(settings, store, progress=...)`` (runs trained in this
 process instead of by the sweep, returning the results table and how many were trained now).
 """

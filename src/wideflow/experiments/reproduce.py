@@ -133,7 +133,7 @@ def _experiment(name: str, runs: pd.DataFrame, s: dict[str, Any], settings: dict
     ok = runs["status"] == "ok"
     summary: dict[str, Any] = {
         "experiment": name,
-        "title": mod.TITLE,
+        "title": mod.title(s) if hasattr(mod, "title") else mod.TITLE,
         "preset": settings["preset"],
         "preset_files": settings["sources"],
         "settings": s,
