@@ -787,6 +787,24 @@ parameters, scaling, ĉ, dtype, flags), the embedding's random weights and c, W,
 device=...)` rebuilds it, without re-drawing anything, with bit-identical predictions in any process. Both
 files are read with `torch.load(weights_only=True)`.
 
+## Sweeps: one store, several drivers, disks that cannot be written
+
+A sweep's results store keeps every run in its own folder, written atomically (a run is finished once its
+`metrics.json` exists), so a driver killed at any instant loses only the runs in flight, and the same sweep
+started again computes only the rest. Two or more `wideflow sweep` (or `run_sweep`) drivers may share one
+store at the same time: a driver computes a run only while it holds the run's lock (`STORE/locks/<run_id>.lock`, an
+OS file lock taken just before the run's task is submitted and released once its result is written; the OS
+releases it if the driver dies). A driver that finds a run locked leaves it to the holder and, once the lock is free,
+reads what the holder wrote (a finished run, or a failure recorded since its own sweep began); it computes the run
+itself only if the holder died first. So every run is computed once and written by one driver, and each driver
+returns with the whole table; the command prints how many runs it computed (`tests/test_shared_store.py` starts
+two `wideflow sweep` processes on one store: 16 runs, 8 computed by each, measured). Batched runs are claimed
+together, task by task. File locks on a network file system depend on its server; there the guarantee is the
+store's own: a run computed twice is written twice, whole, never mixed. A store that cannot be written (a
+read-only disk, a full one) is an `OutputError` naming the store: before any run starts when the locks cannot be
+made, otherwise at the first write that fails, with every finished run kept and the count of them in the message.
+A finished sweep reads from a read-only store without writing anything.
+
 ## Sharded runs and D = ∞
 
 A sharded run (`wf.train(..., distributed=True)` under torchrun) compares a fingerprint of the model, the data

@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
                       torch_threads=args.torch_threads, progress=not args.no_progress, batch=not args.no_batch,
                       retries=args.retries)
     failed = table[table["status"] != "ok"]
-    print(f"{len(table)} runs in {store}: {len(table) - len(failed)} ok, {len(failed)} failed")
+    print(f"{len(table)} runs in {store}: {len(table) - len(failed)} ok, {len(failed)} failed "
+          f"({table.attrs.get('computed', 0)} computed by this command)")
     for _, row in failed.iterrows():
         config = read_json(store / "runs" / row["run_id"] / "config.json")
         print(f"  failed {row['run_id']}: {row['error']}\n    config: {to_json(config, indent=None, sort_keys=True)}")

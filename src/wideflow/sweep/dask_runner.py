@@ -10,7 +10,12 @@ Fault tolerance:
 - a run that raises is a failed run (reported with its error and configuration); the others go on;
 - a worker that dies has its task re-run on another worker by the scheduler, up to ``retries`` deaths;
 - if the driver dies, every run already written stays; running :func:`run_sweep` again with the same
-  store runs only what is missing.
+  store runs only what is missing;
+- two drivers started on one store share it: each computes only the runs it has claimed (:mod:`.claims`), and
+  waits for and reads the runs the other holds, so every run is computed once and written by one driver;
+- a store that cannot be written (a read-only or full disk) is an :class:`~wideflow.errors.OutputError` naming
+  it: before any run starts when the claims cannot be made, otherwise at the first failed write, with every
+  finished run kept.
 
 Threads: a worker runs one task at a time and torch uses ``torch_threads`` threads in it. The embedded
 LocalCluster takes ``n_workers`` processes (default: one per core, at most one per run) and gives each
@@ -23,6 +28,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -31,14 +37,18 @@ import pandas as pd
 import torch
 
 from .._tensor import resolve_device
-from ..errors import InvalidArgument, InvalidType, WideflowError, check_positive_int
+from ..errors import InvalidArgument, InvalidType, OutputError, WideflowError, check_positive_int
 from ..io import to_json
 from .batched import MAX_BATCH, plan, run_group
+from .claims import Claims, modified_since
 from .config import normalize, run_id
 from .runner import Outcome, failed_outcome
 from .store import Store
 
-__all__ = ["run_sweep", "available_cores"]
+__all__ = ["run_sweep", "available_cores", "CLAIM_POLL_S"]
+
+#: Seconds between two looks at the runs another driver holds (:mod:`.claims`).
+CLAIM_POLL_S = 0.5
 
 
 def available_cores() -> int:
@@ -78,8 +88,8 @@ def run_sweep(
 
     Returns one row per configuration, in order: run_id, status ("ok" or "failed"), error, the flattened
     configuration and the metrics (see :func:`wideflow.sweep.load_results`). Runs finished before (this
-    call or an interrupted one) are read from the store, not run again; a configuration listed twice is
-    run once and has two rows.
+    call, an interrupted one or another driver's) are read from the store, not run again; a configuration
+    listed twice is run once and has two rows. ``table.attrs["computed"]`` is how many runs this call computed.
 
     Every configuration is checked before any cluster starts (:func:`~wideflow.sweep.normalize`: values,
     m even under NTK, device names), and the device of every missing run is checked where the runs will
@@ -97,6 +107,7 @@ def run_sweep(
     retries = check_positive_int("retries", retries, minimum=0)
     if scheduler is not None and n_workers is not None:
         raise InvalidArgument("n_workers only sizes the embedded LocalCluster; it cannot be given with scheduler.")
+    t0 = time.time()
     st = Store(store)
     unique = dict(zip(ids, normalized, strict=True))  # a run listed twice runs once
     first = {rid: i for i, rid in reversed(list(enumerate(ids)))}
@@ -108,10 +119,15 @@ def run_sweep(
     if scheduler is None:  # the embedded LocalCluster runs here: check before starting it
         for device, message in _device_problems(list(devices)).items():
             raise InvalidArgument(f"{devices[device]}: {message}")
+    computed = 0
     if missing:
-        _execute(missing, st, scheduler=scheduler, n_workers=n_workers, torch_threads=torch_threads,
-                 progress=progress, max_batch=max_batch, retries=retries, total=len(unique), devices=devices)
-    return st.table(ids)
+        Claims(st.path).probe()  # a read-only store fails here, before a cluster starts
+        computed = _execute(missing, st, scheduler=scheduler, n_workers=n_workers, torch_threads=torch_threads,
+                            progress=progress, max_batch=max_batch, retries=retries, total=len(unique),
+                            devices=devices, t0=t0)
+    table = st.table(ids)
+    table.attrs["computed"] = computed
+    return table
 
 
 def _max_batch(batch: bool | int) -> int:
@@ -124,38 +140,34 @@ def _max_batch(batch: bool | int) -> int:
 
 def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_workers: int | None,
              torch_threads: int | None, progress: bool, max_batch: int, retries: int, total: int,
-             devices: dict[str, str]) -> None:
-    from distributed import as_completed
+             devices: dict[str, str], t0: float) -> int:
+    """Compute the runs ``configs`` that no other driver holds (:mod:`.claims`) and wait for those it does;
+    returns how many runs this driver computed. ``t0``: when the sweep began (a failure another driver recorded
+    since then is that run's result)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=total - len(configs), desc="sweep", unit="run", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
-    failures = 0
+    tally = {"failed": 0, "computed": 0, "elsewhere": 0}
+    pending = list(configs)
     try:
-        with _client(scheduler, n_workers, torch_threads, len(configs), retries) as (client, slots, threads):
+        with _client(scheduler, n_workers, torch_threads, len(configs), retries) as (client, slots, threads), \
+                Claims(store.path) as claims:
             if scheduler is not None:
                 _check_workers(client, devices)
-            tasks = [[configs[i] for i in task] for task in plan(configs, max_batch=max_batch, slots=slots)]
-            token = uuid.uuid4().hex[:8]
-            futures = {
-                client.submit(_run_task, task, threads, key=f"wideflow-run-{run_id(task[0])}-{token}", pure=False,
-                              retries=retries): task
-                for task in tasks
-            }
-            try:
-                for future in as_completed(futures):
-                    for outcome in _outcomes(future, futures[future]):
-                        store.write(outcome)
-                        if not outcome.ok:
-                            failures += 1
-                            if progress:
-                                bar.write(_failure_line(outcome), file=sys.stderr)
+            while pending:
+                others = _compute(client, pending, store, claims, bar, tally, slots=slots, threads=threads,
+                                  max_batch=max_batch, retries=retries, progress=progress, t0=t0)
+                pending = []
+                for config in others:
+                    if _settled(store, run_id(config), t0):
+                        tally["elsewhere"] += 1
                         bar.update(1)
-                    bar.set_postfix(failed=failures, refresh=False)
-                    future.release()
-            except BaseException:
-                client.cancel(list(futures))
-                raise
+                    else:
+                        pending.append(config)
+                if pending:
+                    bar.set_postfix(waiting_for_another_driver=len(pending), refresh=True)
+                    time.sleep(CLAIM_POLL_S)
     except KeyboardInterrupt:
         if progress:
             bar.write(f"wideflow: sweep interrupted; {bar.n} of {total} runs are done (finished or failed) in "
@@ -163,6 +175,72 @@ def _execute(configs: list[dict[str, Any]], store: Store, *, scheduler: Any, n_w
         raise
     finally:
         bar.close()
+    return tally["computed"]
+
+
+def _compute(client: Any, configs: list[dict[str, Any]], store: Store, claims: Claims, bar: Any,
+             tally: dict[str, int], *, slots: int, threads: int | dict[str, int], max_batch: int, retries: int,
+             progress: bool, t0: float) -> list[dict[str, Any]]:
+    """Train the runs of ``configs`` that this driver can claim, task by task in the order of
+    :func:`~wideflow.sweep.batched.plan` with at most two tasks per slot in flight: each task's runs are claimed
+    just before it is submitted, each outcome is written as it arrives and its claim released. Returns the
+    runs it left to other drivers (held by one, or written by one since ``t0``)."""
+    from distributed import as_completed
+
+    plan_ = iter(plan(configs, max_batch=max_batch, slots=slots))
+    token = uuid.uuid4().hex[:8]
+    futures: dict[Any, list[dict[str, Any]]] = {}
+    others: list[dict[str, Any]] = []
+    done = as_completed()
+
+    def submit_next() -> None:
+        for task in plan_:
+            mine = []
+            for config in (configs[i] for i in task):
+                rid = run_id(config)
+                if claims.take(rid) and not _settled(store, rid, t0):
+                    mine.append(config)
+                else:
+                    claims.release(rid)  # held elsewhere, or written by the driver that held it until now
+                    others.append(config)
+            if mine:
+                future = client.submit(_run_task, mine, threads, key=f"wideflow-run-{run_id(mine[0])}-{token}",
+                                       pure=False, retries=retries)
+                futures[future] = mine
+                done.add(future)
+                return
+
+    try:
+        for _ in range(2 * slots):
+            submit_next()
+        for future in done:
+            for outcome in _outcomes(future, futures.pop(future)):
+                try:
+                    store.write(outcome)
+                except OutputError as exc:
+                    kept = sum(store.finished(rid) for rid in store.run_ids())
+                    raise OutputError(f"the sweep stopped: {exc} The {kept} finished runs in {str(store.path)!r} "
+                                      "are kept; free space or give a writable store, and running the same sweep "
+                                      "again runs only the rest.") from None
+                claims.release(outcome.run_id)
+                tally["computed"] += 1
+                if not outcome.ok:
+                    tally["failed"] += 1
+                    if progress:
+                        bar.write(_failure_line(outcome), file=sys.stderr)
+                bar.update(1)
+            bar.set_postfix(failed=tally["failed"], elsewhere=tally["elsewhere"], refresh=False)
+            future.release()
+            submit_next()
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    return others
+
+
+def _settled(store: Store, rid: str, t0: float) -> bool:
+    """Whether run ``rid`` needs no computing by this driver: finished, or failed since ``t0``."""
+    return store.finished(rid) or modified_since(store.folder(rid) / "error.json", t0)
 
 
 def _device_problems(devices: list[str]) -> dict[str, str]:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, OutputError
 from ..io import atomic_json, atomic_write, read_json
 from .config import flatten
 from .runner import Outcome
@@ -83,7 +83,7 @@ class Store:
                 "give a new or empty folder."
             )
         else:
-            (self.path / "runs").mkdir(parents=True, exist_ok=True)
+            _mkdir(self.path / "runs")
             atomic_json(meta, {"format": STORE_FORMAT, "created": _now(), **provenance()})
 
     def folder(self, rid: str) -> Path:
@@ -101,7 +101,7 @@ class Store:
     def write(self, outcome: Outcome) -> None:
         """Record a finished or a failed run. A failure never overwrites a finished run."""
         folder = self.folder(outcome.run_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        _mkdir(folder)
         atomic_json(folder / "config.json", outcome.config)
         run_info = {**provenance(), "host": platform.node(), "batch_size": outcome.batch_size, "written": _now()}
         if outcome.output is None:
@@ -189,6 +189,15 @@ def _finished_file(store: str | os.PathLike, run_id: str, name: str) -> Path:
     if not st.finished(run_id):
         raise InvalidArgument(f"run_id={run_id!r} is not a finished run of the store {str(st.path)!r}.")
     return st.folder(run_id) / name
+
+
+def _mkdir(folder: Path) -> None:
+    """``folder`` and its parents, or :class:`~wideflow.errors.OutputError` naming it (read-only, full disk)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to the results store: could not make {str(folder)!r}: "
+                          f"{exc.strerror or exc}.") from None
 
 
 def _now() -> str:
