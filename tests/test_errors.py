@@ -365,6 +365,8 @@ CASES: list[Case] = [
     C("command line", "wideflow train --step-size 1e6 --activation linear", E.TrainingDiverged, ("diverged", "2N/λ_max")),
     C("command line", "wideflow train --out garbage.pt", E.OutputError, ("--out", "'garbage.pt'", "folder")),
     C("command line", "wideflow train --tensorboard garbage.pt", E.OutputError, ("log_dir", "'garbage.pt'", "folder")),
+    C("command line", "wideflow train --tensorboard garbage.pt/runs", E.OutputError,
+      ("log_dir", "'garbage.pt/runs'", "Not a directory", "writable folder")),
     C("command line", "wideflow train --loss logist", E.UnknownName, ("'logist'", "'logistic'?")),
     C("command line", "wideflow train --loss logistic", E.InvalidArgument, ("y", "-1 and +1")),
     C("command line", "wideflow train --checkpoint-every 5", E.InvalidArgument, ("checkpoint_every", "checkpoint=")),
@@ -375,6 +377,10 @@ CASES: list[Case] = [
     C("command line", "wideflow sweep grid_cuda.toml", E.InvalidArgument, ("configs[0]", "train.device", "'cuda:99'"),
       portable=False),
     C("command line", "wideflow results a_folder", E.InvalidArgument, ("'a_folder'", "results store")),
+    C("command line", "wideflow sweep grid_ok.toml --store garbage.pt", E.InvalidArgument,
+      ("store='garbage.pt'", "is a file", "folder")),
+    C("command line", "wideflow sweep grid_ok.toml --store garbage.pt/s", E.OutputError,
+      ("'garbage.pt/s/runs'", "Not a directory")),
     C("command line", "wideflow reproduce exp1 --out out --seeds 0", E.InvalidArgument, ("seeds", "0", ">= 1")),
     C("command line", "wideflow check -m 0", E.InvalidArgument, ("m", "0", ">= 1")),
     C("command line", "wideflow check --delta 0", E.InvalidArgument, ("delta", "0", "> 0")),
@@ -442,6 +448,8 @@ def _workspace() -> Iterator[dict[str, Any]]:
             Path("test1.csv").write_text("x1,y\n1,2\n4,5\n")
             Path("bad.toml").write_text("[base\nmodel = ")
             Path("grid_m0.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 0}\n")
+            Path("grid_ok.toml").write_text("[base]\nmodel = {kind = 'shallow', d = 3, m = 8}\n"
+                                            "data = {kind = 'random_labels', n = 4}\ntrain = {steps = 2}\n")
             Path("preset_m0.toml").write_text("[exp1]\nm = 0\n")
             Path("preset_typo.toml").write_text("[exp1]\nstpes = 10\n")
             Path("preset_real_big.toml").write_text("[real]\nn = [2000]\n")

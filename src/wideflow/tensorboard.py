@@ -62,7 +62,11 @@ class TensorBoardLogger:
             raise MissingDependency(f"TensorBoardLogger writes event files with the tensorboard package, which is "
                                     f"not installed ({exc}); {INSTALL}.") from None
         self.tracker, self.flush = tracker, flush
-        self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        try:
+            self.writer = SummaryWriter(log_dir=str(self.log_dir))
+        except OSError as exc:
+            raise OutputError(f"log_dir={str(self.log_dir)!r} cannot be made or written: {exc.strerror or exc}; "
+                              "expected a writable folder for the TensorBoard event files.") from None
         self.previous: tuple[float, float] | None = None  # (time, train_loss) of the last logged state
 
     def __call__(self, state: TrainState) -> dict[str, float]:

@@ -75,6 +75,9 @@ class Store:
                     f"{str(self.path)!r} is a results store of format {info.get('format')!r}; this wideflow "
                     f"reads format {STORE_FORMAT}."
                 )
+        elif self.path.exists() and not self.path.is_dir():
+            raise InvalidArgument(f"store={str(self.path)!r} is a file; expected a folder for the results store "
+                                  "(made if missing).")
         elif not create:
             raise InvalidArgument(f"{str(self.path)!r} is not a wideflow results store (it has no store.json).")
         elif self.path.exists() and any(self.path.iterdir()):
