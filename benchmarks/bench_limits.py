@@ -4,7 +4,9 @@ Two measurements, each printed as a table (times are medians over the timed step
 
 - ``weak``: weak scaling of a sharded run (wideflow.distributed). P = 1 and P processes (torchrun, gloo or NCCL)
   train at equal neurons per process, m = P·m0, with one thread per process; the efficiency is
-  t(P = 1, m0) / t(P, P·m0) per GD step (1 is perfect: the all-reduce of the n outputs costs nothing).
+  t(P = 1, m0) / t(P, P·m0) per GD step (1 is perfect: the all-reduce of the n outputs costs nothing). Each round
+  also starts P unsharded runs of m0 together: t(1, m0) / t(those) is the ceiling that P processes reach on this
+  machine with no communication at all, and t(those) / t(P, P·m0) is what the sharding itself costs.
 - ``widest``: one process trains m neurons at n inputs for ``--steps`` steps (D = ∞, float32) and reports the time
   per step and the peak memory (the resident set on the CPU, torch's peak allocation on CUDA).
 
@@ -75,26 +77,49 @@ def _worker(args: argparse.Namespace) -> None:
         print(json.dumps({**out, "processes": int(os.environ.get("WORLD_SIZE", 1))}), flush=True)
 
 
-def _launch(procs: int, m: int, args: argparse.Namespace, threads: int) -> dict:
+def _command(procs: int, m: int, args: argparse.Namespace, threads: int) -> list[str]:
     # long option names: torchrun would read an abbreviation such as --m as one of its own options
     me = [str(Path(__file__).resolve()), "worker", "--neurons", str(m), "--points", str(args.n), "--steps", str(args.steps),
           "--dtype", args.dtype, "--device", args.device, "--threads", str(threads)]
-    cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs), *me]
-           if procs > 1 else [sys.executable, *me])
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs), *me]
+            if procs > 1 else [sys.executable, *me])
+
+
+def _launch(procs: int, m: int, args: argparse.Namespace, threads: int) -> dict:
+    done = subprocess.run(_command(procs, m, args, threads), capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _independent(procs: int, m: int, args: argparse.Namespace) -> dict:
+    """``procs`` unsharded single-thread runs of m neurons started together: what P processes cost each other on
+    this machine (shared memory bandwidth and caches, the host's other load) with no communication at all."""
+    running = [subprocess.Popen(_command(1, m, args, 1), stdout=subprocess.PIPE, text=True) for _ in range(procs)]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in running]
+    return {**outs[0], "step_s": max(o["step_s"] for o in outs), "processes": procs}
+
+
 def weak(args: argparse.Namespace) -> dict:
-    one = _launch(1, args.m0, args, threads=1)
-    many = _launch(args.procs, args.procs * args.m0, args, threads=1)
-    eff = one["step_s"] / many["step_s"]
-    print(f"weak scaling at D = ∞, n = {args.n}, {args.dtype}, one thread per process, {args.device}")
-    print(f"{'P':>3} {'m':>10} {'ms/step':>9} {'set-up s':>9}")
-    for r in (one, many):
-        print(f"{r['processes']:>3} {r['m']:>10} {1e3 * r['step_s']:>9.2f} {r['setup_s']:>9.2f}")
-    print(f"efficiency t(1, m0)/t({args.procs}, {args.procs}·m0) = {eff:.3f}")
-    return {"one": one, "many": many, "efficiency": eff}
+    """``--rounds`` rounds of three runs, one after another: P = 1 at m0; P independent unsharded runs of m0 started
+    together (the ceiling this machine allows P processes); the sharded run of P·m0. Medians over the rounds."""
+    rounds = []
+    for _ in range(args.rounds):
+        one = _launch(1, args.m0, args, threads=1)
+        alone = _independent(args.procs, args.m0, args)
+        many = _launch(args.procs, args.procs * args.m0, args, threads=1)
+        rounds.append({"one": one["step_s"], "independent": alone["step_s"], "sharded": many["step_s"]})
+    med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+    eff, ceiling, sharding = (med["one"] / med["sharded"], med["one"] / med["independent"],
+                              med["independent"] / med["sharded"])
+    print(f"weak scaling at D = ∞, m0 = {args.m0}, n = {args.n}, {args.dtype}, one thread per process, {args.device}, "
+          f"{args.rounds} rounds (medians)")
+    print(f"{'round':>5} {'P=1 ms':>8} {'P indep ms':>11} {'P sharded ms':>13} {'efficiency':>10} {'ceiling':>8}")
+    for i, r in enumerate(rounds):
+        print(f"{i:>5} {1e3 * r['one']:>8.1f} {1e3 * r['independent']:>11.1f} {1e3 * r['sharded']:>13.1f} "
+              f"{r['one'] / r['sharded']:>10.3f} {r['one'] / r['independent']:>8.3f}")
+    print(f"efficiency t(1, m0)/t({args.procs}, {args.procs}·m0) = {eff:.3f}; ceiling of {args.procs} processes "
+          f"without communication t(1, m0)/t(indep) = {ceiling:.3f}; the sharding's own cost t(indep)/t(sharded) = "
+          f"{sharding:.3f}")
+    return {"rounds": rounds, "median": med, "efficiency": eff, "ceiling": ceiling, "sharding": sharding}
 
 
 def widest(args: argparse.Namespace) -> dict:
@@ -110,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("what", choices=["weak", "widest", "worker"])
     p.add_argument("--per-process", dest="m0", type=int, default=2**16, help="neurons per process m0 (weak)")
     p.add_argument("--procs", type=int, default=2, help="processes of the sharded run (weak)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the three weak-scaling runs (medians)")
     p.add_argument("--neurons", dest="m", type=int, default=2**20, help="neurons m (widest)")
     p.add_argument("--points", dest="n", type=int, default=256, help="training inputs n")
     p.add_argument("--steps", type=int, default=100)
