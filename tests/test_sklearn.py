@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import wideflow as wf
-from wideflow.errors import InvalidArgument, InvalidType, UnknownName
+from wideflow.errors import InvalidArgument, InvalidType, TrainingStalled, UnknownName
 
 sklearn = pytest.importorskip("sklearn")
 
@@ -34,7 +34,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CONFIGS = {
     "p3l-ours": {},
     "shallow-ntk-float32": {"kind": "shallow", "scaling": "ntk", "dtype": "float32"},
-    "quadratic-mf-bias-c": {"kind": "quadratic", "scaling": "mf", "bias": True, "train_c": True},
+    # on the integer inputs of check_estimators_dtypes ReLU dies here (test_relu_mf_with_b_and_c_that_dies_...)
+    # and smooth_leaky_relu diverges (loss 3e13 at step 4, measured); tanh trains
+    "quadratic-mf-bias-c": {"kind": "quadratic", "scaling": "mf", "bias": True, "train_c": True,
+                            "activation": "tanh"},
     "deep-tanh": {"kind": "deep", "depth": 4, "activation": "tanh"},
 }
 
@@ -49,6 +52,18 @@ def test_check_estimator_passes(name: str) -> None:
     check_estimator(est)
     assert get_tags(est).regressor_tags.poor_score == (CONFIGS[name].get("kind") == "quadratic")
     assert not get_tags(est).non_deterministic
+
+
+def test_relu_mf_with_b_and_c_that_dies_on_integer_inputs_raises_training_stalled() -> None:
+    """The data of scikit-learn's check_estimators_dtypes (20 points, X = int(3·U[0, 1)^5) in {0, 1, 2}, y = 1, 2,
+    1, 2, ...; random_state=1): a quadratic-embedding ReLU net under MF with trained b and c, at the auto step size
+    (1.0, half the stability bound 2.82), has no neuron active at step 8; with the dead-net rule switched off its
+    loss then stays at 1.25 = ½·mean(y²), that of f ≡ 0, for the remaining 92 steps (measured). fit reports it."""
+    X = (3 * np.random.RandomState(0).uniform(size=(20, 5)).astype(np.float32)).astype(np.int64)
+    y = np.array([1, 2] * 10, dtype=np.int64)
+    est = WideNetRegressor(m=32, steps=100, kind="quadratic", scaling="mf", bias=True, train_c=True, random_state=1)
+    with pytest.raises(TrainingStalled, match="training stalled: at step 8"):
+        est.fit(X, y)
 
 
 @pytest.mark.slow
@@ -89,12 +104,13 @@ def test_pickle_and_clone_keep_predictions_and_params() -> None:
 
 
 def test_auto_step_size_keeps_gd_stable_on_unscaled_inputs() -> None:
-    """Inputs of norm ~170: δ = 1 is ~3000x past the stability limit 2N/λ_max(K_0): the loss blows up and every
-    ReLU neuron dies, which stops the fit (a dead net); "auto" takes half the limit and the loss only decreases."""
+    """Inputs of norm ~170: δ = 1 is ~1400x past the stability limit 2N/λ_max(K_0): the loss jumps 2e6-fold at step 1
+    (then every ReLU neuron dies), a spike beyond the catapult range that stops the fit; "auto" takes half the
+    limit and the loss only decreases."""
     rng = np.random.default_rng(0)
     X = rng.normal(loc=100.0, size=(30, 3))
     y = rng.normal(size=30)
-    with pytest.raises(wf.errors.TrainingDiverged, match="training stalled"):
+    with pytest.raises(wf.errors.TrainingDiverged, match="exceeded 1000 times .* at step 1 "):
         WideNetRegressor(m=32, steps=50, step_size=1.0).fit(X, y)
     reg = WideNetRegressor(m=32, steps=50).fit(X, y)
     limit = wf.max_stable_step_size(reg._build_model(3), X)
