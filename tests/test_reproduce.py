@@ -72,6 +72,25 @@ def test_builtin_presets_load_and_paper_has_the_papers_settings(tmp_path) -> Non
     assert {c["model"]["scaling"] for c in configs} == {"ours", "ntk", "mf"}
 
 
+def test_paper_presets_cost_line_is_the_counted_flops_of_its_exp3_grid() -> None:
+    """The header's "counts X flops per seed" is Σ over one seed's Experiment 3 runs of the kernel engine's
+    counted work (wideflow.engines.engine_costs), to the 2 significant digits it is written with (±0.05 in the
+    second digit: 1 %)."""
+    import re
+
+    from wideflow.engines import engine_costs
+
+    text = preset_path("paper").read_text()
+    written = float(re.search(r"counts ([0-9.]+e[0-9]+) flops per seed", text).group(1))
+    flat = experiment_settings(settings("paper"), "exp3")
+    flat["seeds"] = 1
+    total = 0.0
+    for c in exp3.configs(flat):
+        m, n, t = c["model"]["m"], c["data"]["n"], c["train"]
+        total += engine_costs(m, n, c["model"]["D"], c["data"]["n_test"], t["steps"], t["log_every"])["kernel"]
+    assert total == pytest.approx(written, rel=0.01)
+
+
 def test_config_file_overrides_the_preset_and_seeds_repeat_settings(tmp_path) -> None:
     (tmp_path / "mine.toml").write_text("[exp1]\nm = 64\nn = [5, 10]\n[run]\nseeds = 2\n")
     s = settings("tiny", tmp_path / "mine.toml")
