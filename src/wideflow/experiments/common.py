@@ -11,6 +11,7 @@ stated, fixed test on them (:mod:`.stats`): "reproduced", "not reproduced" or "i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -40,6 +41,7 @@ from ..losses import LOSSES
 from ..sweep.config import DTYPES, read_toml
 
 __all__ = [
+    "POOL_MIN_FLOPS",
     "PRESETS",
     "RUN_KEYS",
     "Claim",
@@ -347,27 +349,86 @@ def final_and_curves(runs: pd.DataFrame, history: Callable[[str], pd.DataFrame],
 
 
 # ------------------------------------------------------------------------------------------- runs in this process
+#: counted flops of the missing runs from which :func:`train_in_process` spreads them over worker processes:
+#: about 20 s of one core's work at the 23 GFLOP/s the richness study's runs reach, against about 4 s to start
+#: the workers (importing torch)
+POOL_MIN_FLOPS = 5e11
+
+
 def train_in_process(name: str, configs: Sequence[dict[str, Any]], train_one: Callable[[dict[str, Any]], Any],
                      store: str | Path, *, progress: bool = True) -> tuple[pd.DataFrame, int]:
     """Train, with ``train_one(config) -> RunOutput``, every run of ``configs`` missing from the results store
     ``store`` (runs that need a callback during training, which the sweep does not take); return the results
     table of all of them (one row per run, as :func:`wideflow.sweep.run_sweep`'s) and how many were trained
     now. A failed run is recorded with its error, like a sweep's; each finished run is written at once, so an
-    interrupted command loses nothing."""
+    interrupted command loses nothing.
+
+    When the missing runs count at least :data:`POOL_MIN_FLOPS` (:func:`wideflow.sweep.batched.task_cost`) and
+    this process may use several cores, they run longest first on one spawned worker process per core, one
+    torch thread each, as the sweep's workers do (so ``train_one`` must be a module-level function, and a script
+    that calls this at import needs the ``if __name__ == "__main__":`` guard, as for the sweep's LocalCluster)."""
     import sys
 
     from tqdm.auto import tqdm
 
     from ..io import json_digest
+    from ..sweep.batched import task_cost
+    from ..sweep.dask_runner import available_cores
     from ..sweep.runner import Outcome, failed_outcome
     from ..sweep.store import Store
 
     st = Store(store)
     ids = [json_digest(c) for c in configs]
     missing = [(rid, c) for rid, c in zip(ids, configs) if not st.finished(rid)]
-    for rid, config in tqdm(missing, desc=name, unit="run", disable=not progress, file=sys.stderr):
-        try:
-            st.write(Outcome(rid, config, output=train_one(config)))
-        except Exception as exc:  # a failed run must not stop the others; it is reported with its traceback
-            st.write(failed_outcome(rid, config, exc))
+    costs = {rid: task_cost([_at_infinite_D(c)]) for rid, c in missing}
+    workers = min(available_cores(), len(missing))
+    bar = tqdm(total=len(missing), desc=name, unit="run", disable=not progress, file=sys.stderr)
+    if workers > 1 and sum(costs.values()) >= POOL_MIN_FLOPS:
+        _train_on_workers(sorted(missing, key=lambda rc: -costs[rc[0]]), train_one, st, workers, bar)
+    else:
+        for rid, config in missing:
+            try:
+                st.write(Outcome(rid, config, output=train_one(config)))
+            except Exception as exc:  # a failed run must not stop the others; it is reported with its traceback
+                st.write(failed_outcome(rid, config, exc))
+            bar.update()
+    bar.close()
     return st.table(ids), len(missing)
+
+
+def _at_infinite_D(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the JSON spelling ``D = "inf"`` of the limits' runs read as ``math.inf``, for the cost."""
+    if config["model"].get("D") != "inf":
+        return config
+    return {**config, "model": {**config["model"], "D": math.inf}}
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _train_on_workers(missing: Sequence[tuple[str, dict[str, Any]]], train_one: Callable[[dict[str, Any]], Any],
+                      st: Any, workers: int, bar: Any) -> None:
+    """:func:`train_in_process`'s runs on ``workers`` spawned processes, each result written as it arrives. A run
+    that raised is recorded failed with its error and the others go on; if a worker process dies, the pool is
+    broken and the runs not yet finished are recorded failed with that error (the next command trains every
+    failed run again). On an interrupt the queued runs are cancelled, and what was written stays."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from ..sweep.runner import Outcome, failed_outcome
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+    try:
+        futures = {pool.submit(train_one, config): (rid, config) for rid, config in missing}
+        for future in as_completed(futures):
+            rid, config = futures[future]
+            try:
+                st.write(Outcome(rid, config, output=future.result()))
+            except Exception as exc:  # the run's own error, or BrokenProcessPool when a worker died
+                st.write(failed_outcome(rid, config, exc))
+            bar.update()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
