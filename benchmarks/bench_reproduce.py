@@ -10,7 +10,7 @@ max(Σ t_run / workers, max t_run). Then the reproduction itself runs into a fre
 printed against the floor.
 
     python benchmarks/bench_reproduce.py exp3 --preset quick
-    python benchmarks/bench_reproduce.py all --preset quick --out out/bench_reproduce.json
+    python benchmarks/bench_reproduce.py all --preset quick --out out/bench_reproduce.json --keep out/bench_quick
 
 The machine is shared: the throughput is measured just before the reproduction, and the wall/floor ratio is
 what the reproduction adds (per-step Python, element-wise work, logging, scheduling, tables and figures).
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from wideflow.engines import choose_method, engine_costs
-from wideflow.experiments.common import experiment_settings, load_preset
+from wideflow.experiments.common import POOL_MIN_FLOPS, experiment_settings, load_preset
 from wideflow.experiments.reproduce import ALL, EXPERIMENTS, reproduce
 from wideflow.sweep import normalize
 from wideflow.sweep.dask_runner import available_cores
@@ -94,7 +94,8 @@ def floor(name: str, s: dict[str, Any], workers: int, rates: dict[tuple, float])
         work = flops(shape)
         total += work
         times.append(work / rates[key])
-    workers = 1 if hasattr(EXPERIMENTS[name], "run") else workers  # in-process runs: one after the other
+    if hasattr(EXPERIMENTS[name], "run") and total < POOL_MIN_FLOPS:  # in process, one after the other
+        workers = 1
     return {"runs": len(times), "flops": total, "floor_s": max(sum(times) / workers, max(times, default=0.0)),
             "longest_run_s": max(times, default=0.0), "workers": workers}
 
@@ -106,7 +107,15 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="write the table as JSON here")
     parser.add_argument("--floor-only", action="store_true", help="count and time the products, run nothing")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="reproduce into this new (or empty) folder and keep it (REPORT.md, figures), "
+                             "instead of a temporary one")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.is_file():
+        parser.error(f"--keep {args.keep}: a file; give a new or empty folder to reproduce into.")
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep}: the folder holds files; the wall time is that of a fresh reproduction, "
+                     "so give a new or empty folder.")
     names = list(ALL) if args.experiment == "all" else [args.experiment]
     settings = load_preset(args.preset, args.config, experiment_keys={k: v.KEYS for k, v in EXPERIMENTS.items()})
     torch.set_num_threads(1)
@@ -121,11 +130,12 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summaries = reproduce(names, tmp, preset=args.preset, config=args.config, progress=False)
+        summaries = reproduce(names, args.keep or tmp, preset=args.preset, config=args.config, progress=False)
         wall = time.perf_counter() - t0
     for name, summary in summaries.items():
         rows[name]["training_s"] = summary["runs"]["training_time_s"]
         rows[name]["verdicts"] = summary["verdicts"]
+        rows[name]["claims"] = {c["id"]: c["verdict"] for c in summary["claims"]}
     total_floor = sum(r["floor_s"] for r in rows.values())
     print(f"preset {args.preset}, {workers} workers, torch {torch.__version__}; product throughput "
           f"{min(rates.values()) / 1e9:.1f}-{max(rates.values()) / 1e9:.1f} GFLOP/s per thread over {len(rates)} shapes")
