@@ -67,3 +67,14 @@ def test_a_run_that_fails_on_a_worker_is_recorded_and_the_others_finish(tmp_path
     # the failed run is the only one the next command trains
     store = Store(tmp_path / "store")
     assert [store.finished(rid) for rid in table["run_id"]] == [True, False, True, True]
+
+
+def test_runs_on_a_gpu_stay_in_this_process(tmp_path, monkeypatch) -> None:
+    # one process per core would each open the GPU; such runs go one after another here (they fail at once in
+    # this test, before touching a device, naming the process they ran in)
+    configs = [{**c, "train": {**c["train"], "device": "cuda"}, "tags": {**c["tags"], "fail": True}}
+               for c in _configs()[:2]]
+    monkeypatch.setattr(common, "POOL_MIN_FLOPS", 0.0)
+    monkeypatch.setattr(dask_runner, "available_cores", lambda: 2)
+    table, _ = train_in_process("richness", configs, _train_or_fail, tmp_path / "store", progress=False)
+    assert [int(e.rsplit(" ", 1)[1]) for e in table["error"]] == [os.getpid()] * 2

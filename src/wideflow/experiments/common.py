@@ -363,8 +363,9 @@ def train_in_process(name: str, configs: Sequence[dict[str, Any]], train_one: Ca
     now. A failed run is recorded with its error, like a sweep's; each finished run is written at once, so an
     interrupted command loses nothing.
 
-    When the missing runs count at least :data:`POOL_MIN_FLOPS` (:func:`wideflow.sweep.batched.task_cost`) and
-    this process may use several cores, they run longest first on one spawned worker process per core, one
+    When the missing runs count at least :data:`POOL_MIN_FLOPS` (:func:`wideflow.sweep.batched.task_cost`), all
+    train on the CPU (a GPU runs them one after another in this process) and this process may use several cores,
+    they run longest first on one spawned worker process per core, one
     torch thread each, as the sweep's workers do (so ``train_one`` must be a module-level function, and a script
     that calls this at import needs the ``if __name__ == "__main__":`` guard, as for the sweep's LocalCluster)."""
     import sys
@@ -383,7 +384,8 @@ def train_in_process(name: str, configs: Sequence[dict[str, Any]], train_one: Ca
     costs = {rid: task_cost([_at_infinite_D(c)]) for rid, c in missing}
     workers = min(available_cores(), len(missing))
     bar = tqdm(total=len(missing), desc=name, unit="run", disable=not progress, file=sys.stderr)
-    if workers > 1 and sum(costs.values()) >= POOL_MIN_FLOPS:
+    on_cpu = all(parse_device(c["train"].get("device", "cpu")).type == "cpu" for _, c in missing)
+    if workers > 1 and on_cpu and sum(costs.values()) >= POOL_MIN_FLOPS:
         _train_on_workers(sorted(missing, key=lambda rc: -costs[rc[0]]), train_one, st, workers, bar)
     else:
         for rid, config in missing:
