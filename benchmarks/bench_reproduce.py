@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from wideflow.engines import choose_method, engine_costs
-from wideflow.experiments.common import POOL_MIN_FLOPS, experiment_settings, load_preset
+from wideflow.experiments.common import experiment_settings, in_process_workers, load_preset
 from wideflow.experiments.reproduce import ALL, EXPERIMENTS, reproduce
 from wideflow.sweep import normalize
 from wideflow.sweep.dask_runner import available_cores
@@ -86,7 +86,8 @@ def throughput(method: str, m: int, n: int, D: float, dtype: str, repeats: int =
 def floor(name: str, s: dict[str, Any], workers: int, rates: dict[tuple, float]) -> dict[str, Any]:
     """The floor of one experiment: counted flops per run over this machine's throughput at its shape."""
     times, total = [], 0.0
-    for config in run_configs(name, s):
+    configs = run_configs(name, s)
+    for config in configs:
         shape = shape_of(config)
         key = (shape[0], shape[1], shape[2], shape[3], shape[7])
         if key not in rates:
@@ -94,8 +95,8 @@ def floor(name: str, s: dict[str, Any], workers: int, rates: dict[tuple, float])
         work = flops(shape)
         total += work
         times.append(work / rates[key])
-    if hasattr(EXPERIMENTS[name], "run") and total < POOL_MIN_FLOPS:  # in process, one after the other
-        workers = 1
+    if hasattr(EXPERIMENTS[name], "run"):  # trained in process, on as many workers as train_in_process takes
+        workers = in_process_workers(configs, total)
     return {"runs": len(times), "flops": total, "floor_s": max(sum(times) / workers, max(times, default=0.0)),
             "longest_run_s": max(times, default=0.0), "workers": workers}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ __all__ = [
     "choice_list",
     "experiment_settings",
     "final_and_curves",
+    "in_process_workers",
     "int_list",
     "load_preset",
     "log_panel",
@@ -355,6 +357,17 @@ def final_and_curves(runs: pd.DataFrame, history: Callable[[str], pd.DataFrame],
 POOL_MIN_FLOPS = 5e11
 
 
+def in_process_workers(configs: Sequence[dict[str, Any]], flops: float) -> int:
+    """How many processes :func:`train_in_process` trains the runs ``configs`` on, whose counted work is ``flops``:
+    one per core this process may use (at most one per run) when the work reaches :data:`POOL_MIN_FLOPS` and
+    every run trains on the CPU (one process per core would each open a GPU), else 1, this process."""
+    from ..sweep.dask_runner import available_cores
+
+    workers = min(available_cores(), len(configs))
+    on_cpu = all(parse_device(c["train"].get("device", "cpu")).type == "cpu" for c in configs)
+    return workers if workers > 1 and on_cpu and flops >= POOL_MIN_FLOPS else 1
+
+
 def train_in_process(name: str, configs: Sequence[dict[str, Any]], train_one: Callable[[dict[str, Any]], Any],
                      store: str | Path, *, progress: bool = True) -> tuple[pd.DataFrame, int]:
     """Train, with ``train_one(config) -> RunOutput``, every run of ``configs`` missing from the results store
@@ -363,9 +376,8 @@ def train_in_process(name: str, configs: Sequence[dict[str, Any]], train_one: Ca
     now. A failed run is recorded with its error, like a sweep's; each finished run is written at once, so an
     interrupted command loses nothing.
 
-    When the missing runs count at least :data:`POOL_MIN_FLOPS` (:func:`wideflow.sweep.batched.task_cost`), all
-    train on the CPU (a GPU runs them one after another in this process) and this process may use several cores,
-    they run longest first on one spawned worker process per core, one
+    When :func:`in_process_workers` gives several processes for the missing runs (their counted work by
+    :func:`wideflow.sweep.batched.task_cost`), they run longest first on that many spawned worker processes, one
     torch thread each, as the sweep's workers do (so ``train_one`` must be a module-level function, and a script
     that calls this at import needs the ``if __name__ == "__main__":`` guard, as for the sweep's LocalCluster)."""
     import sys
@@ -374,28 +386,33 @@ def train_in_process(name: str, configs: Sequence[dict[str, Any]], train_one: Ca
 
     from ..io import json_digest
     from ..sweep.batched import task_cost
-    from ..sweep.dask_runner import available_cores
-    from ..sweep.runner import Outcome, failed_outcome
     from ..sweep.store import Store
 
     st = Store(store)
     ids = [json_digest(c) for c in configs]
     missing = [(rid, c) for rid, c in zip(ids, configs) if not st.finished(rid)]
     costs = {rid: task_cost([_at_infinite_D(c)]) for rid, c in missing}
-    workers = min(available_cores(), len(missing))
+    workers = in_process_workers([c for _, c in missing], sum(costs.values()))
     bar = tqdm(total=len(missing), desc=name, unit="run", disable=not progress, file=sys.stderr)
-    on_cpu = all(parse_device(c["train"].get("device", "cpu")).type == "cpu" for _, c in missing)
-    if workers > 1 and on_cpu and sum(costs.values()) >= POOL_MIN_FLOPS:
+    if workers > 1:
         _train_on_workers(sorted(missing, key=lambda rc: -costs[rc[0]]), train_one, st, workers, bar)
     else:
         for rid, config in missing:
-            try:
-                st.write(Outcome(rid, config, output=train_one(config)))
-            except Exception as exc:  # a failed run must not stop the others; it is reported with its traceback
-                st.write(failed_outcome(rid, config, exc))
+            _record(st, rid, config, partial(train_one, config))
             bar.update()
     bar.close()
     return st.table(ids), len(missing)
+
+
+def _record(st: Any, rid: str, config: dict[str, Any], output: Callable[[], Any]) -> None:
+    """Write run ``rid``'s ``output()`` to the store ``st``, or, if it raises, the run as failed with its error and
+    traceback: a failed run must not stop the others."""
+    from ..sweep.runner import Outcome, failed_outcome
+
+    try:
+        st.write(Outcome(rid, config, output=output()))
+    except Exception as exc:  # the run's own error, or BrokenProcessPool when a worker died
+        st.write(failed_outcome(rid, config, exc))
 
 
 def _at_infinite_D(config: dict[str, Any]) -> dict[str, Any]:
@@ -420,17 +437,12 @@ def _train_on_workers(missing: Sequence[tuple[str, dict[str, Any]]], train_one: 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from ..sweep.runner import Outcome, failed_outcome
-
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
     try:
         futures = {pool.submit(train_one, config): (rid, config) for rid, config in missing}
         for future in as_completed(futures):
             rid, config = futures[future]
-            try:
-                st.write(Outcome(rid, config, output=future.result()))
-            except Exception as exc:  # the run's own error, or BrokenProcessPool when a worker died
-                st.write(failed_outcome(rid, config, exc))
+            _record(st, rid, config, future.result)
             bar.update()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
